@@ -147,7 +147,8 @@ class TrackingCfg(_Strict):
 class Config(_Strict):
     seed: int = 0
     device: str = "auto"
-    datasets: dict[str, DatasetCfg]
+    #: name → dataset; a ``null`` entry disables a dataset that an earlier file defined
+    datasets: dict[str, DatasetCfg | None]
     snippets: SnippetCfg = SnippetCfg()
     features: FeatureCfg = FeatureCfg()
     victims: VictimsCfg = VictimsCfg()
@@ -155,7 +156,8 @@ class Config(_Strict):
 
     @field_validator("datasets")
     @classmethod
-    def _names(cls, v: dict[str, DatasetCfg]) -> dict[str, DatasetCfg]:
+    def _names(cls, v: dict[str, DatasetCfg | None]) -> dict[str, DatasetCfg]:
+        v = {name: ds for name, ds in v.items() if ds is not None}
         if not v:
             raise ValueError("at least one dataset is required")
         for name in v:

@@ -1,0 +1,204 @@
+"""One function per pipeline stage: plain arguments in, files out.
+
+The Snakemake scripts in ``workflow/scripts/`` only unpack the ``snakemake`` object and
+call these, so every stage is testable (and usable) without Snakemake. Every output is
+written atomically (see :mod:`sva.atomic`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sva import atomic, tracking
+from sva.config import Config
+from sva.devices import pick_device
+from sva.seeding import derive_seed, numpy_rng
+
+log = logging.getLogger(__name__)
+
+#: Test accuracy of the paper's victims on 16-frame snippets (Table 1), percent.
+PAPER_TABLE1 = {
+    ("ucf101", "c3d"): 85.88,
+    ("ucf101", "lrcn"): 75.44,
+    ("hmdb51", "c3d"): 59.57,
+    ("hmdb51", "lrcn"): 34.58,
+}
+
+
+def download(cfg: Config, dataset: str, raw_dir: Path, cache_dir: Path) -> Path:
+    """Generate (synthetic) or download + extract (UCF-101/HMDB-51) into ``raw_dir``.
+
+    Returns the path of ``raw_dir/manifest.json``, written last.
+    """
+    ds = cfg.datasets[dataset]
+    if ds.kind == "synthetic":
+        from sva.data.synthetic import generate_synthetic
+
+        generate_synthetic(ds.synthetic, derive_seed(cfg.seed, "dataset", dataset), Path(raw_dir))
+    else:
+        from sva.data.real import prepare_real_dataset
+
+        prepare_real_dataset(ds.kind, ds.download, Path(raw_dir), Path(cache_dir))
+    return Path(raw_dir) / "manifest.json"
+
+
+def snippets(cfg: Config, dataset: str, raw_dir: Path, out_dir: Path) -> dict:
+    """Extract the 16-frame uint8 snippets of every video in the configured split."""
+    from sva.data.snippets import build_snippets
+    from sva.data.splits import read_split
+
+    ds = cfg.datasets[dataset]
+    entries = read_split(ds.kind, Path(raw_dir), ds.split)
+    log.info("%s: %d videos in split %d", dataset, len(entries), ds.split)
+    return build_snippets(entries, Path(raw_dir) / "videos", Path(out_dir), cfg.snippets)
+
+
+def features(cfg: Config, dataset: str, snippets_dir: Path, out_dir: Path) -> None:
+    """Per-frame ResNet18 features of every snippet (the agent's input)."""
+    from sva.features import build_features
+
+    build_features(
+        Path(snippets_dir), Path(out_dir), cfg.features,
+        derive_seed(cfg.seed, "features"), pick_device(cfg.device),
+    )
+
+
+def _split_arrays(store, split: str):
+    idx = store.split_indices(split)
+    return store.frames[idx] if len(idx) else store.frames[:0], store.labels[idx]
+
+
+def train_victim(
+    cfg: Config, dataset: str, model: str, snippets_dir: Path, ckpt_path: Path,
+    metrics_path: Path, root: Path = Path("."),
+) -> dict:
+    """Train one victim on the train split, evaluate on the test split, log to MLflow.
+
+    Writes the checkpoint (``weights_only``-loadable) and a JSON summary (history,
+    accuracy, timing) that Table 1 is built from.
+    """
+    from sva.checkpoints import save_victim
+    from sva.data.snippets import load_snippets
+    from sva.models import build_victim
+    from sva.train import train_victim as fit
+
+    store = load_snippets(Path(snippets_dir))
+    device = pick_device(cfg.device)
+    arch = getattr(cfg.victims, model)
+    input_hw = tuple(store.frames.shape[2:4])
+    seed = derive_seed(cfg.seed, "victim", dataset, model)
+    torch_seed = seed % (2**31)
+    import torch
+
+    torch.manual_seed(torch_seed)
+    net = build_victim(model, cfg.victims, store.num_classes, input_hw).to(device)
+    train_x, train_y = _split_arrays(store, "train")
+    test_x, test_y = _split_arrays(store, "test")
+    log.info(
+        "training %s on %s: %d train / %d test videos, %d classes, input %s, device %s",
+        model, dataset, len(train_y), len(test_y), store.num_classes, input_hw, device,
+    )
+    arch_cfg = arch.model_dump(mode="json")
+    tags = {"dataset": dataset, "victim": model, "stage": "train"}
+    start = time.time()
+    with tracking.start_run(cfg.tracking.experiment_prefix, "victims", f"{dataset}-{model}", tags, root) as run:
+        run.log_params({"dataset": dataset, "model": model, "seed": cfg.seed, "arch": arch_cfg,
+                        "n_train": len(train_y), "n_test": len(test_y), "device": str(device)})
+        result = fit(
+            net, train_x, train_y, test_x, test_y, arch.train, seed, device,
+            on_epoch=lambda epoch, m: run.log_metrics(m, step=epoch),
+        )
+        wall = time.time() - start
+        test_acc = float(result["test_acc"])
+        save_victim(
+            ckpt_path, net, model, arch_cfg, store.num_classes, input_hw,
+            {"dataset": dataset, "test_acc": test_acc, "seed": cfg.seed},
+        )
+        summary = {
+            "dataset": dataset, "model": model, "test_acc": test_acc,
+            "n_test": int(len(test_y)), "n_train": int(len(train_y)),
+            "num_classes": int(store.num_classes), "train_seconds": wall,
+            "history": result.get("history", []), "device": str(device),
+            "mlflow_run_id": run.run_id,
+        }
+        atomic.write_json(metrics_path, summary)
+        run.log_metrics({"final_test_acc": test_acc, "train_seconds": wall})
+        run.log_artifact(ckpt_path, "checkpoint")
+        run.log_artifact(metrics_path)
+    log.info("%s/%s: test accuracy %.2f%% in %.1fs", dataset, model, 100 * test_acc, wall)
+    return summary
+
+
+def table1(cfg: Config, metrics_paths: list[Path], out_csv: Path, root: Path = Path(".")) -> pd.DataFrame:
+    """Victim test accuracy per (dataset, model), the paper's value beside ours."""
+    rows = []
+    for path in metrics_paths:
+        m = json.loads(Path(path).read_text())
+        kind = cfg.datasets[m["dataset"]].kind
+        rows.append({
+            "dataset": m["dataset"], "kind": kind, "model": m["model"],
+            "test_accuracy": round(100 * m["test_acc"], 2), "n_test": m["n_test"],
+            "paper_accuracy": PAPER_TABLE1.get((kind, m["model"])),
+            "train_seconds": round(m["train_seconds"], 1),
+        })
+    frame = pd.DataFrame(rows).sort_values(["dataset", "model"]).reset_index(drop=True)
+    atomic.write_csv(out_csv, frame)
+    with tracking.start_run(cfg.tracking.experiment_prefix, "tables", "table1", {"table": "table1"}, root) as run:
+        for r in rows:
+            run.log_metrics({f"{r['dataset']}.{r['model']}.test_accuracy": r["test_accuracy"]})
+        run.log_artifact(out_csv)
+    return frame
+
+
+def attack_set(
+    cfg: Config, dataset: str, snippets_dir: Path, ckpt_paths: list[Path], out_csv: Path
+) -> pd.DataFrame:
+    """A seeded sample of test videos that every victim classifies correctly.
+
+    Also fixes, per video, the target class for targeted attacks: drawn uniformly from
+    the other classes with the same seeded generator, so every method attacks the same
+    (video, target) pairs. If fewer videos qualify than ``attack_set_size``, all of them
+    are taken and a warning says so.
+    """
+    from sva.checkpoints import load_victim
+    from sva.data.snippets import load_snippets
+    from sva.train import predict
+
+    store = load_snippets(Path(snippets_dir))
+    device = pick_device(cfg.device)
+    test_idx = store.split_indices("test")
+    labels = store.labels[test_idx]
+    correct = np.ones(len(test_idx), dtype=bool)
+    for path in ckpt_paths:
+        model, _info = load_victim(path, device)
+        pred = predict(model, store.frames[test_idx], 64, device)
+        correct &= pred == labels
+        log.info("%s: %d/%d test videos correct", path, int((pred == labels).sum()), len(labels))
+    eligible = test_idx[correct]
+    size = cfg.datasets[dataset].attack_set_size
+    rng = numpy_rng(cfg.seed, "attack_set", dataset)
+    if len(eligible) < size:
+        log.warning("%s: only %d test videos are classified correctly by every victim (wanted %d)",
+                    dataset, len(eligible), size)
+        chosen = np.sort(eligible)
+    else:
+        chosen = np.sort(rng.choice(eligible, size=size, replace=False))
+    index = store.index.set_index("idx").loc[chosen].reset_index()
+    targets = []
+    for label in index["label"]:
+        others = [c for c in range(store.num_classes) if c != label]
+        targets.append(int(rng.choice(others)))
+    frame = pd.DataFrame({
+        "idx": index["idx"].astype(int), "video_id": index["video_id"],
+        "class_name": index["class_name"], "label": index["label"].astype(int),
+        "target_label": targets,
+        "target_class": [store.class_names[t] for t in targets],
+    })
+    atomic.write_csv(out_csv, frame)
+    return frame

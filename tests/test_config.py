@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sva.config import ConfigError, deep_merge, load_config, validate_config
+
+
+def test_default_params_validate(repo):
+    cfg = load_config(repo / "params.yaml")
+    assert "synthetic" in cfg.datasets
+    assert cfg.datasets["synthetic"].kind == "synthetic"
+    assert set(cfg.victims.models) == {"c3d", "lrcn"}
+
+
+def test_paper_config_switches_to_real_datasets(repo):
+    cfg = load_config(repo / "params.yaml", repo / "config" / "paper.yaml")
+    assert sorted(cfg.datasets) == ["hmdb51", "ucf101"]
+    assert cfg.snippets.crop == (112, 112) and cfg.snippets.resize == (128, 171)
+    assert cfg.victims.c3d.train.lr == 1e-5 and cfg.victims.c3d.train.epochs == 30
+    assert cfg.datasets["ucf101"].attack_set_size == 100
+    assert cfg.datasets["hmdb51"].attack_set_size == 50
+
+
+def _default(repo):
+    return yaml.safe_load((repo / "params.yaml").read_text())
+
+
+def test_unknown_key_is_named(repo):
+    data = _default(repo)
+    data["victims"]["c3d"]["widht_mult"] = 2
+    with pytest.raises(ConfigError, match=r"victims\.c3d\.widht_mult: unknown key"):
+        validate_config(data, "params.yaml")
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("victims", "c3d", "train", "lr"), -1.0, r"victims\.c3d\.train\.lr: .*greater than 0"),
+        (("datasets", "synthetic", "synthetic", "height"), 31, r"height: .*even"),
+        (("datasets", "synthetic", "split"), 4, r"datasets\.synthetic\.split"),
+        (("snippets", "on_bad_video"), "ignore", r"snippets\.on_bad_video"),
+        (("victims", "models"), ["c3d", "i3d"], r"victims\.models\.1"),
+    ],
+)
+def test_bad_values_are_named(repo, path, value, message):
+    data = _default(repo)
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        validate_config(data, "params.yaml")
+
+
+def test_error_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="missing.yaml: configuration file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_real_dataset_requires_download_section(repo):
+    data = _default(repo)
+    data["datasets"]["ucf"] = {"kind": "ucf101"}
+    with pytest.raises(ConfigError, match="needs a 'download' section"):
+        validate_config(data)
+
+
+def test_all_datasets_disabled_is_an_error(repo):
+    data = _default(repo)
+    data["datasets"]["synthetic"] = None
+    with pytest.raises(ConfigError, match="at least one dataset"):
+        validate_config(data)
+
+
+def test_deep_merge_keeps_siblings():
+    merged = deep_merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}})
+    assert merged == {"a": {"b": 5, "c": 2}, "d": 3}

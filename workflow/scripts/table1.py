@@ -1,0 +1,7 @@
+from sva import stages
+from sva.config import validate_config
+from sva.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    cfg = validate_config(snakemake.config, "config")
+    stages.table1(cfg, snakemake.input.metrics, snakemake.output[0])

@@ -1,0 +1,14 @@
+from sva import stages
+from sva.config import validate_config
+from sva.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    cfg = validate_config(snakemake.config, "config")
+    stages.train_victim(
+        cfg,
+        snakemake.wildcards.dataset,
+        snakemake.wildcards.model,
+        snakemake.params.snippets_dir,
+        snakemake.output.ckpt,
+        snakemake.output.metrics,
+    )
