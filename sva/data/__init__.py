@@ -1,0 +1,1 @@
+"""Datasets: downloads, safe archive extraction, split files, real dataset adapters."""
