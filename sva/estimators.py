@@ -1,0 +1,285 @@
+"""Black-box gradient estimators for the attack step (paper §3.1; ``docs/estimators.md``).
+
+One interface, :class:`GradientEstimator`: given the oracle, the current video ``x``
+``(T, 3, H, W)``, the agent's frame mask ``(T,)`` and an objective mapping an
+:class:`~sva.oracle.Answer` to float64 scores to *maximise*, return an
+:class:`Estimate` of the objective's gradient w.r.t. ``x`` -- zero on unmasked frames.
+Estimators query the oracle and nothing else. :func:`build_estimator` makes one by name.
+
+Objectives (:func:`untargeted_objective`, :func:`targeted_objective`) use only what
+the threat model gives: the top-1 label and its log-probability. Both are
+``+g(p)`` when the top-1 label is the attacker's goal and ``-g(p)`` otherwise, with
+``g(p) = -log(1 - p) >= 0`` (computed stably from ``log p``): every success scores
+above every failure, and ``g`` resolves probabilities saturated at 1.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from sva.oracle import Answer, BudgetExhausted, Oracle, log_one_minus
+
+__all__ = [
+    "ESTIMATORS",
+    "NES",
+    "Estimate",
+    "GradientEstimator",
+    "Objective",
+    "build_estimator",
+    "register_estimator",
+    "targeted_objective",
+    "untargeted_objective",
+]
+
+#: Answer -> float64 ``(B,)`` scores to maximise, one per answered video.
+Objective = Callable[[Answer], Tensor]
+
+
+# ---------------------------------------------------------------------- objectives
+def _signed_g(answer: Answer, good: Tensor) -> Tensor:
+    g = -log_one_minus(answer.require_scores())  # -log(1 - p) in [0, -LOG_TINY]
+    return torch.where(good, g, -g)
+
+
+def untargeted_objective(true_label: int) -> Objective:
+    """Scores for an untargeted attack on a video of class ``true_label``.
+
+    ``f = log(1 - p)`` while the top-1 label is ``true_label`` (``p`` its probability:
+    the log of the probability mass *off* the true class, < 0), and
+    ``f = -log(1 - p_top)`` once another class is top-1 (> 0: more confidence in the
+    wrong class is better). Monotone in the right direction on both sides and every
+    success scores above every failure. Returns float64 ``(B,)``. Needs a score-mode
+    answer.
+    """
+    y = int(true_label)
+
+    def objective(answer: Answer) -> Tensor:
+        return _signed_g(answer, answer.labels != y)
+
+    objective.__name__ = f"untargeted_objective({y})"
+    return objective
+
+
+def targeted_objective(target_label: int) -> Objective:
+    """Scores for a targeted attack towards ``target_label``.
+
+    ``f = -log(1 - p)`` while the top-1 label is the target (> 0: more confidence in
+    the target is better) and ``f = log(1 - p_top)`` otherwise (< 0: push the
+    competing top-1 class down). Returns float64 ``(B,)``. Needs a score-mode answer.
+    """
+    t = int(target_label)
+
+    def objective(answer: Answer) -> Tensor:
+        return _signed_g(answer, answer.labels == t)
+
+    objective.__name__ = f"targeted_objective({t})"
+    return objective
+
+
+# ---------------------------------------------------------------------- interface
+@dataclass(frozen=True, eq=False)
+class Estimate:
+    """One gradient estimate.
+
+    ``grad``: float32 ``(T, 3, H, W)`` on ``x``'s device; the estimated gradient of the
+    objective (ascent direction), exactly zero on frames outside the mask.
+    ``queries``: oracle queries this estimate cost (== number of probes).
+    ``answer``: the oracle's answer for every probe, in probe order; the caller MAY
+    notice that a probe already reaches the attack goal and keep it (:meth:`probe`),
+    that choice is the attack's, not the estimator's. ``values``: float64 ``(n,)``
+    objective values of the probes.
+    """
+
+    grad: Tensor
+    queries: int
+    answer: Answer
+    values: Tensor
+    _probe_fn: Callable[[int], Tensor] | None = field(default=None, repr=False)
+
+    def probe(self, i: int) -> Tensor:
+        """A fresh copy of the ``i``-th probe video ``(T, 3, H, W)`` (the exact tensor queried).
+
+        Valid only until the next ``estimate`` call on the same estimator (buffers are
+        reused); afterwards it raises ``RuntimeError``.
+        """
+        if self._probe_fn is None:
+            raise RuntimeError("this estimate does not keep its probes")
+        return self._probe_fn(i)
+
+
+class GradientEstimator(abc.ABC):
+    """Base class: estimate the gradient of ``objective`` at ``x`` through the oracle."""
+
+    name: str = "?"
+
+    @abc.abstractmethod
+    def estimate(
+        self,
+        oracle: Oracle,
+        x: Tensor,
+        mask: Tensor,
+        objective: Objective,
+        generator: torch.Generator,
+    ) -> Estimate:
+        """Estimate ``d objective / d x`` on the masked frames.
+
+        ``x``: float32 ``(T, 3, H, W)`` in [0, 1] (any device). ``mask``: bool ``(T,)``,
+        at least one frame; probes differ from ``x`` only on masked frames, so every
+        queried video is as sparse as the attack. ``objective``: Answer -> float64
+        ``(B,)`` to maximise. ``generator``: all randomness (same device as ``x``).
+        May raise :class:`~sva.oracle.BudgetExhausted` (then nothing was queried).
+        """
+
+    @property
+    @abc.abstractmethod
+    def queries_per_estimate(self) -> int:
+        """Oracle queries one :meth:`estimate` costs (lets callers check the budget first)."""
+
+
+ESTIMATORS: dict[str, type[GradientEstimator]] = {}
+
+
+def register_estimator(name: str):
+    """Class decorator adding an estimator to :data:`ESTIMATORS` under ``name``."""
+
+    def deco(cls: type[GradientEstimator]) -> type[GradientEstimator]:
+        if name in ESTIMATORS:
+            raise ValueError(f"estimator {name!r} is already registered")
+        cls.name = name
+        ESTIMATORS[name] = cls
+        return cls
+
+    return deco
+
+
+def build_estimator(name: str, **kwargs) -> GradientEstimator:
+    """An estimator by registry name, e.g. ``build_estimator("nes", population=48, sigma=1e-3)``."""
+    try:
+        cls = ESTIMATORS[name]
+    except KeyError:
+        known = ", ".join(sorted(ESTIMATORS)) or "(none)"
+        raise ValueError(f"unknown gradient estimator {name!r}; known: {known}") from None
+    return cls(**kwargs)
+
+
+def _check_inputs(x: Tensor, mask: Tensor) -> Tensor:
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"x must be (T, 3, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be float, got {x.dtype}")
+    if mask.dtype != torch.bool or mask.shape != (x.shape[0],):
+        raise ValueError(f"mask must be bool ({x.shape[0]},), got {mask.dtype} {tuple(mask.shape)}")
+    idx = mask.nonzero().squeeze(1).to(x.device)
+    if idx.numel() == 0:
+        raise ValueError("mask selects no frame: nothing to estimate (the agent never returns an empty mask)")
+    return idx
+
+
+# ---------------------------------------------------------------------- NES
+@register_estimator("nes")
+class NES(GradientEstimator):
+    """Natural Evolution Strategies with antithetic sampling (paper Eq. 2).
+
+    Draws ``h = population / 2`` noise tensors ``d_i ~ N(0, I)`` (float32) on the masked
+    frames only, queries the ``population`` probes ``clamp(x + sigma d_i, 0, 1)``
+    (probes ``0..h-1``) and ``clamp(x - sigma d_i, 0, 1)`` (probes ``h..n-1``) in one
+    oracle call, and returns
+
+        g = 1 / (sigma n) * sum_i d_i [f(x + sigma d_i) - f(x - sigma d_i)]
+
+    i.e. Eq. 2 with ``d_{h+i} = -d_i``. The difference is taken in float64 before the
+    float32 weighted sum, so objective differences far below float32 resolution of
+    ``f`` itself still give a non-zero gradient.
+
+    Clamping (a choice; the paper does not clamp): probes are valid videos, as the
+    oracle requires. It only touches pixels within ``sigma`` of 0 or 1; for them the
+    estimate is that of ``f(clamp(.))``, the function the clamped FGSM step moves on.
+
+    Buffers (noise, probes) are reused between calls with the same shapes; an
+    :class:`Estimate`'s :meth:`~Estimate.probe` is valid until the next call.
+    """
+
+    def __init__(self, population: int = 48, sigma: float = 1e-3):
+        if int(population) != population or population < 2 or population % 2:
+            raise ValueError(f"population must be an even int >= 2, got {population!r}")
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.population = int(population)
+        self.sigma = float(sigma)
+        self._noise: Tensor | None = None
+        self._tmp: Tensor | None = None
+        self._probes: Tensor | None = None
+        self._generation = 0
+
+    @property
+    def queries_per_estimate(self) -> int:
+        return self.population
+
+    def __repr__(self) -> str:
+        return f"NES(population={self.population}, sigma={self.sigma})"
+
+    def _buffers(self, x: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(noise (h, k, 3, H, W), scratch of the same shape, probes (n, T, 3, H, W)), reused."""
+        n, h = self.population, self.population // 2
+        noise_shape = (h, k, *x.shape[1:])
+        probe_shape = (n, *x.shape)
+        nz = self._noise
+        if nz is None or nz.shape != noise_shape or nz.device != x.device:
+            nz = self._noise = torch.empty(noise_shape, dtype=torch.float32, device=x.device)
+            self._tmp = torch.empty_like(nz)
+        pr = self._probes
+        if pr is None or pr.shape != probe_shape or pr.device != x.device:
+            pr = self._probes = torch.empty(probe_shape, dtype=torch.float32, device=x.device)
+        return nz, self._tmp, pr
+
+    def estimate(
+        self,
+        oracle: Oracle,
+        x: Tensor,
+        mask: Tensor,
+        objective: Objective,
+        generator: torch.Generator,
+    ) -> Estimate:
+        idx = _check_inputs(x, mask)
+        x = x.detach().to(torch.float32)
+        n, h, sigma = self.population, self.population // 2, self.sigma
+        if oracle.remaining < n:  # refuse before drawing noise: generator state unchanged
+            raise BudgetExhausted(oracle.used, oracle.budget, n, oracle.current_phase)
+        k = int(idx.numel())
+        noise, tmp, probes = self._buffers(x, k)
+        self._generation += 1
+        noise.normal_(generator=generator)
+
+        x_sel = x.index_select(0, idx)  # (k, 3, H, W)
+        probes.copy_(x.expand_as(probes))
+        torch.add(x_sel, noise, alpha=sigma, out=tmp).clamp_(0.0, 1.0)  # (h, k, 3, H, W)
+        probes[:h].index_copy_(1, idx, tmp)
+        torch.sub(x_sel, noise, alpha=sigma, out=tmp).clamp_(0.0, 1.0)
+        probes[h:].index_copy_(1, idx, tmp)
+
+        answer = oracle.query(probes)
+        values = objective(answer)
+        if values.shape != (n,):
+            raise ValueError(f"objective returned shape {tuple(values.shape)}, expected ({n},)")
+        values = values.to(torch.float64)
+        diff = (values[:h] - values[h:]) / (sigma * n)  # float64: keeps tiny differences
+        w = diff.to(device=x.device, dtype=torch.float32)
+        grad = torch.zeros_like(x, dtype=torch.float32)
+        g_sel = (w @ noise.view(h, -1)).view(k, *x.shape[1:])
+        grad.index_copy_(0, idx, g_sel)
+
+        gen = self._generation
+
+        def probe(i: int, _probes=probes, _gen=gen) -> Tensor:
+            if self._generation != _gen or self._probes is not _probes:
+                raise RuntimeError("stale Estimate: probes are only kept until the next estimate() call")
+            if not -n <= i < n:
+                raise IndexError(f"probe index {i} out of range for population {n}")
+            return _probes[i].clone()
+
+        return Estimate(grad=grad, queries=n, answer=answer, values=values, _probe_fn=probe)

@@ -1,0 +1,272 @@
+"""NES gradient estimation through the oracle, and the attack objectives."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sva.estimators import (
+    ESTIMATORS,
+    NES,
+    GradientEstimator,
+    build_estimator,
+    targeted_objective,
+    untargeted_objective,
+)
+from sva.oracle import Answer, BudgetExhausted, Oracle
+
+T, H, W = 4, 4, 4
+D = T * 3 * H * W
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny ops on a shared CPU: OpenMP with >1 thread is up to 100x slower under load."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+class Recorder(nn.Module):
+    """Two-class model ``logits = (w.x + bias, 0)`` that records every video it sees."""
+
+    def __init__(self, w: torch.Tensor | None = None, bias: float = 5.0):
+        super().__init__()
+        self.w = nn.Parameter(w if w is not None else torch.randn(D, generator=gen(123)), requires_grad=False)
+        self.bias = bias
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        s = x.flatten(1).double() @ self.w.double() + self.bias
+        return torch.stack([s, torch.zeros_like(s)], dim=1).to(torch.float64)
+
+
+def interior_video(seed: int = 0) -> torch.Tensor:
+    return 0.25 + 0.5 * torch.rand(T, 3, H, W, generator=gen(seed))
+
+
+MASK = torch.tensor([True, False, True, False])
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten().double(), b.flatten().double()
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+def test_probes_equal_x_off_mask_and_are_antithetic():
+    model = Recorder()
+    oracle = Oracle(model, budget=1000, batch_size=7)
+    x = interior_video()
+    nes = NES(population=10, sigma=1e-2)
+    est = nes.estimate(oracle, x, MASK, untargeted_objective(0), gen())
+    probes = torch.cat(model.seen)  # chunked by the oracle, in order
+    assert probes.shape == (10, T, 3, H, W)
+    assert torch.equal(probes[:, ~MASK], x[~MASK].expand(10, -1, -1, -1, -1))  # untouched frames
+    d = probes - x
+    assert bool((d[:, MASK].abs() > 0).all())  # every masked pixel is perturbed
+    torch.testing.assert_close(d[:5], -d[5:], rtol=0, atol=1e-6)  # antithetic pairs: i and h + i
+    assert float(d[:, MASK].abs().max()) < 1e-2 * 6  # scale sigma
+    assert torch.count_nonzero(est.grad[~MASK]) == 0  # gradient zero off the mask
+    assert est.grad.dtype == torch.float32 and est.grad.shape == x.shape
+    for i in (0, 7):
+        assert torch.equal(est.probe(i), probes[i])  # the exact tensor that was queried
+
+
+def test_query_count_equals_population_in_one_call():
+    model = Recorder()
+    oracle = Oracle(model, budget=1000, batch_size=48)
+    nes = build_estimator("nes", population=48, sigma=1e-3)
+    with oracle.phase("nes"):
+        est = nes.estimate(oracle, interior_video(), MASK, untargeted_objective(0), gen())
+    assert est.queries == 48 == nes.queries_per_estimate
+    assert oracle.used == 48 and oracle.used_by_phase == {"nes": 48}
+    assert len(model.seen) == 1  # the whole population in one forward (batch_size 48)
+    assert len(est.answer) == 48 and est.values.shape == (48,) and est.values.dtype == torch.float64
+
+
+def _linear_setup(bias: float = 8.0):
+    """Untargeted on class 0 with logits (s, 0): f = log(1 - p) = -softplus(s), s = w.x + bias."""
+    model = Recorder(bias=bias)
+    x = interior_video()
+    s = float(x.flatten().double() @ model.w.double()) + bias
+    true_grad = -torch.sigmoid(torch.tensor(s)).item() * model.w.detach().view(T, 3, H, W)
+    return model, x, true_grad
+
+
+def test_nes_recovers_gradient_of_a_smooth_function():
+    model, x, true_grad = _linear_setup()
+    oracle = Oracle(model, budget=10**6, batch_size=1024)
+    est = NES(population=1000, sigma=1e-3).estimate(oracle, x, MASK, untargeted_objective(0), gen())
+    assert cosine(est.grad[MASK], true_grad[MASK]) > 0.85
+    # magnitude is an unbiased estimate too (Eq. 2's 1/(sigma n) normalisation)
+    ratio = float(est.grad[MASK].flatten() @ true_grad[MASK].flatten() / true_grad[MASK].norm() ** 2)
+    assert 0.8 < ratio < 1.2
+    # the paper's population: a single estimate is noisy, the average of a few converges
+    nes = NES(population=48, sigma=1e-3)
+    g = gen(1)
+    acc = sum(nes.estimate(oracle, x, MASK, untargeted_objective(0), g).grad for _ in range(40))
+    assert cosine(acc[MASK], true_grad[MASK]) > 0.9
+
+
+def test_determinism_and_seed_dependence():
+    model, x, _ = _linear_setup()
+    oracle = Oracle(model, budget=10**4)
+    nes = NES(population=12, sigma=1e-3)
+    a = nes.estimate(oracle, x, MASK, untargeted_objective(0), gen(7)).grad
+    b = NES(population=12, sigma=1e-3).estimate(oracle, x, MASK, untargeted_objective(0), gen(7)).grad
+    c = nes.estimate(oracle, x, MASK, untargeted_objective(0), gen(8)).grad
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_float64_resolution_of_tiny_differences():
+    """Logit margin ~40: float32 softmax is exactly 1 on every probe, yet the estimate is informative."""
+    model = Recorder(bias=40.0)
+    model.w.data *= 0.01
+    x = interior_video()
+    oracle = Oracle(model, budget=10**5, batch_size=500)
+
+    def raw_log_prob(answer: Answer) -> torch.Tensor:  # differences ~1e-20 between probes
+        return answer.log_prob
+
+    est = NES(population=500, sigma=1e-3).estimate(oracle, x, MASK, raw_log_prob, gen())
+    assert bool((est.values < 0).all()) and float(est.values.max() - est.values.min()) < 1e-15
+    assert torch.count_nonzero(est.grad[MASK]) == est.grad[MASK].numel()
+    # d log p / dx = (1 - p) w ~ e^-40 w: points along +w
+    assert cosine(est.grad[MASK], model.w.detach().view(T, 3, H, W)[MASK]) > 0.8
+    # and the shipped objective (log-odds-like) agrees
+    est2 = NES(population=500, sigma=1e-3).estimate(oracle, x, MASK, targeted_objective(0), gen())
+    assert cosine(est2.grad[MASK], model.w.detach().view(T, 3, H, W)[MASK]) > 0.8
+
+
+def test_probes_are_clamped_to_valid_videos():
+    model, _, _ = _linear_setup()
+    x = interior_video()
+    x[0, 0] = 0.0  # a black channel and a saturated channel on a masked frame
+    x[0, 1] = 1.0
+    oracle = Oracle(model, budget=10**5, batch_size=2000)  # the oracle refuses out-of-range videos
+    est = NES(population=2000, sigma=1e-2).estimate(oracle, x, MASK, untargeted_objective(0), gen())
+    probes = torch.cat(model.seen)
+    assert float(probes.min()) >= 0.0 and float(probes.max()) <= 1.0
+    assert bool((probes[:, 0, 0] == 0.0).any()) and bool((probes[:, 0, 1] == 1.0).any())
+    # boundary pixels: the estimate keeps the gradient's sign (f o clamp, half the magnitude)
+    s = float(x.flatten().double() @ model.w.double()) + model.bias
+    true = -torch.sigmoid(torch.tensor(s)) * model.w.detach().view(T, 3, H, W)
+    for c in (0, 1):
+        assert cosine(est.grad[0, c], true[0, c]) > 0.7
+
+
+def test_budget_refusal_before_any_noise():
+    model = Recorder()
+    oracle = Oracle(model, budget=47)
+    g = gen(3)
+    state = g.get_state()
+    with pytest.raises(BudgetExhausted):
+        NES(population=48).estimate(oracle, interior_video(), MASK, untargeted_objective(0), g)
+    assert oracle.used == 0 and model.seen == [] and torch.equal(g.get_state(), state)
+
+
+def test_input_validation():
+    oracle = Oracle(Recorder(), budget=100)
+    nes = NES(population=4)
+    obj = untargeted_objective(0)
+    with pytest.raises(ValueError, match="no frame"):
+        nes.estimate(oracle, interior_video(), torch.zeros(T, dtype=torch.bool), obj, gen())
+    with pytest.raises(ValueError):
+        nes.estimate(oracle, interior_video(), torch.ones(T), obj, gen())  # not bool
+    with pytest.raises(ValueError):
+        nes.estimate(oracle, interior_video()[None], MASK, obj, gen())  # batched x
+    with pytest.raises(ValueError):
+        nes.estimate(oracle, interior_video(), MASK, lambda a: a.log_prob[:2], gen())
+    for bad in (dict(population=7), dict(population=0), dict(sigma=0.0)):
+        with pytest.raises(ValueError):
+            NES(**bad)
+    label_oracle = Oracle(Recorder(), budget=100, mode="label")
+    with pytest.raises(ValueError, match="label"):
+        nes.estimate(label_oracle, interior_video(), MASK, obj, gen())
+    assert oracle.used == 4  # only the bad-objective call reached the victim
+
+
+def test_stale_probe_access_raises():
+    oracle = Oracle(Recorder(), budget=100)
+    nes = NES(population=4)
+    first = nes.estimate(oracle, interior_video(), MASK, untargeted_objective(0), gen())
+    kept = first.probe(1)
+    nes.estimate(oracle, interior_video(1), MASK, untargeted_objective(0), gen())
+    with pytest.raises(RuntimeError, match="stale"):
+        first.probe(1)
+    assert kept.shape == (T, 3, H, W)  # copies taken earlier stay valid
+    with pytest.raises(IndexError):
+        nes.estimate(oracle, interior_video(), MASK, untargeted_objective(0), gen()).probe(4)
+
+
+def test_buffers_are_reused_across_calls():
+    oracle = Oracle(Recorder(), budget=1000)
+    nes = NES(population=8)
+    nes.estimate(oracle, interior_video(), MASK, untargeted_objective(0), gen())
+    ptrs = (nes._noise.data_ptr(), nes._probes.data_ptr())
+    nes.estimate(oracle, interior_video(1), MASK, untargeted_objective(0), gen())
+    assert (nes._noise.data_ptr(), nes._probes.data_ptr()) == ptrs
+    nes.estimate(oracle, interior_video(), torch.tensor([True, True, True, False]), untargeted_objective(0), gen())
+    assert nes._noise.shape[1] == 3  # a new mask size re-allocates
+
+
+def _answer(labels, probs):
+    return Answer(torch.tensor(labels), torch.log(torch.tensor(probs, dtype=torch.float64)))
+
+
+def test_untargeted_objective():
+    f = untargeted_objective(2)
+    # still the true class on top: higher p_true is worse
+    fails = f(_answer([2, 2, 2, 2], [0.99, 0.9, 0.6, 0.3]))
+    assert bool((torch.diff(fails) > 0).all()) and bool((fails < 0).all())
+    torch.testing.assert_close(fails, torch.log(1 - torch.tensor([0.99, 0.9, 0.6, 0.3], dtype=torch.float64)))
+    # another class on top: success, more confidence is better, and above every failure
+    wins = f(_answer([0, 1, 3, 0], [0.3, 0.6, 0.9, 0.99]))
+    assert bool((torch.diff(wins) > 0).all()) and bool((wins > 0).all())
+    assert float(wins.min()) > float(fails.max())
+    assert f(_answer([2], [1.0])).isfinite().all()  # saturated: finite, clamped
+    assert f.__name__ == "untargeted_objective(2)"
+
+
+def test_targeted_objective():
+    f = targeted_objective(5)
+    wins = f(_answer([5, 5, 5], [0.2, 0.5, 0.999]))
+    fails = f(_answer([1, 1, 0], [0.999, 0.5, 0.2]))
+    assert bool((torch.diff(wins) > 0).all()) and bool((wins > 0).all())
+    assert bool((torch.diff(fails) > 0).all()) and bool((fails < 0).all())  # weaker competitor is better
+    assert float(wins.min()) > float(fails.max())
+
+
+def test_registry():
+    assert ESTIMATORS["nes"] is NES and issubclass(NES, GradientEstimator)
+    nes = build_estimator("nes", population=10, sigma=1e-6)
+    assert isinstance(nes, NES) and nes.population == 10 and nes.sigma == 1e-6
+    with pytest.raises(ValueError, match="unknown gradient estimator 'signsgd'.*nes"):
+        build_estimator("signsgd")
+    assert "NES(population=10" in repr(nes)
+
+
+def test_default_population_and_sigma_match_paper():
+    nes = NES()
+    assert nes.population == 48 and math.isclose(nes.sigma, 1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_nes_on_cuda_matches_the_cpu_contract():
+    model = Recorder().cuda()
+    oracle = Oracle(model, budget=100)
+    x = interior_video().cuda()
+    g = torch.Generator(device="cuda").manual_seed(0)
+    est = NES(population=8).estimate(oracle, x, MASK.cuda(), untargeted_objective(0), g)
+    assert est.grad.device.type == "cuda" and est.grad.dtype == torch.float32
+    assert est.answer.labels.device.type == "cpu" and est.answer.log_prob.dtype == torch.float64
+    assert torch.count_nonzero(est.grad[~MASK.cuda()]) == 0 and oracle.used == 8
