@@ -140,6 +140,62 @@ class VictimsCfg(_Strict):
     lrcn: LRCNCfg = LRCNCfg()
 
 
+class NESCfg(_Strict):
+    """NES gradient estimation (§3.1, §3.4)."""
+
+    population: Annotated[int, Field(ge=2, multiple_of=2)] = 48
+    sigma_untargeted: PositiveFloat = 1e-3
+    sigma_targeted: PositiveFloat = 1e-6
+
+
+class TargetedCfg(_Strict):
+    """Targeted schedule (§3.4) and start (docs/attacks.md)."""
+
+    alpha: PositiveFloat = 0.01
+    eps_decay: PositiveFloat = 0.01
+    keep_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
+    window: PositiveInt = 10
+    patience: PositiveInt = 20
+    min_alpha: PositiveFloat = 1e-4
+    min_eps_decay: PositiveFloat = 1e-5
+    init_candidates: PositiveInt = 5
+
+
+class SVACfg(_Strict):
+    """Algorithm 1 (§3.2): epochs of N episodes, REINFORCE with Adam."""
+
+    epochs: PositiveInt = 20
+    episodes: PositiveInt = 5
+    lr: PositiveFloat = 1e-5
+    hidden: PositiveInt = 128
+    gamma1: Annotated[float, Field(ge=0)] = 2.0
+    gamma2: Annotated[float, Field(ge=0)] = 3.0
+    rewards: Literal["full", "attack", "attack+rep"] = "full"
+    #: per-episode query caps; null = the rest of the video's budget
+    episode_queries_untargeted: PositiveInt | None = None
+    episode_queries_targeted: PositiveInt | None = None
+
+
+class AttacksCfg(_Strict):
+    """The attack stage: which methods and modes, budgets, sharding."""
+
+    methods: list[Literal["sva", "dense"]] = ["sva", "dense"]
+    modes: list[Literal["untargeted", "targeted"]] = ["untargeted"]
+    eps: Annotated[float, Field(gt=0, le=1)] = 0.05
+    alpha: PositiveFloat = 1 / 255
+    budget_untargeted: PositiveInt = 30000
+    budget_targeted: PositiveInt = 60000
+    #: "video": the budget bounds Q, all queries for a video; "episode": each episode
+    #: gets the whole budget (the paper's reading, for comparison)
+    budget_scope: Literal["video", "episode"] = "video"
+    oracle_batch_size: PositiveInt = 16
+    shards: PositiveInt = 2
+    accept_probes: bool = False
+    nes: NESCfg = NESCfg()
+    targeted: TargetedCfg = TargetedCfg()
+    sva: SVACfg = SVACfg()
+
+
 class TrackingCfg(_Strict):
     experiment_prefix: str = "sva"
 
@@ -152,6 +208,7 @@ class Config(_Strict):
     snippets: SnippetCfg = SnippetCfg()
     features: FeatureCfg = FeatureCfg()
     victims: VictimsCfg = VictimsCfg()
+    attacks: AttacksCfg = AttacksCfg()
     tracking: TrackingCfg = TrackingCfg()
 
     @field_validator("datasets")

@@ -59,13 +59,13 @@ def snippets(cfg: Config, dataset: str, raw_dir: Path, out_dir: Path) -> dict:
     return build_snippets(entries, Path(raw_dir) / "videos", Path(out_dir), cfg.snippets)
 
 
-def features(cfg: Config, dataset: str, snippets_dir: Path, out_dir: Path) -> None:
+def features(cfg: Config, dataset: str, snippets_dir: Path, out_dir: Path, threads: int | None = None) -> None:
     """Per-frame ResNet18 features of every snippet (the agent's input)."""
     from sva.features import build_features
 
     build_features(
         Path(snippets_dir), Path(out_dir), cfg.features,
-        derive_seed(cfg.seed, "features"), pick_device(cfg.device),
+        derive_seed(cfg.seed, "features"), pick_device(cfg.device), threads=threads,
     )
 
 
@@ -76,7 +76,7 @@ def _split_arrays(store, split: str):
 
 def train_victim(
     cfg: Config, dataset: str, model: str, snippets_dir: Path, ckpt_path: Path,
-    metrics_path: Path, root: Path = Path("."),
+    metrics_path: Path, root: Path = Path("."), threads: int | None = None,
 ) -> dict:
     """Train one victim on the train split, evaluate on the test split, log to MLflow.
 
@@ -85,11 +85,15 @@ def train_victim(
     """
     from sva.checkpoints import save_victim
     from sva.data.snippets import load_snippets
-    from sva.models import build_victim
+    from sva.models import build_victim, victim_arch
     from sva.train import train_victim as fit
 
     store = load_snippets(Path(snippets_dir))
     device = pick_device(cfg.device)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     arch = getattr(cfg.victims, model)
     input_hw = tuple(store.frames.shape[2:4])
     seed = derive_seed(cfg.seed, "victim", dataset, model)
@@ -97,18 +101,20 @@ def train_victim(
     import torch
 
     torch.manual_seed(torch_seed)
-    net = build_victim(model, cfg.victims, store.num_classes, input_hw).to(device)
+    net = build_victim(model, cfg.victims, store.num_classes, input_hw,
+                       num_frames=int(store.frames.shape[1]), seed=seed).to(device)
     train_x, train_y = _split_arrays(store, "train")
     test_x, test_y = _split_arrays(store, "test")
     log.info(
         "training %s on %s: %d train / %d test videos, %d classes, input %s, device %s",
         model, dataset, len(train_y), len(test_y), store.num_classes, input_hw, device,
     )
-    arch_cfg = arch.model_dump(mode="json")
+    arch_cfg = victim_arch(model, cfg.victims)
     tags = {"dataset": dataset, "victim": model, "stage": "train"}
     start = time.time()
     with tracking.start_run(cfg.tracking.experiment_prefix, "victims", f"{dataset}-{model}", tags, root) as run:
         run.log_params({"dataset": dataset, "model": model, "seed": cfg.seed, "arch": arch_cfg,
+                        "train": arch.train.model_dump(mode="json"),
                         "n_train": len(train_y), "n_test": len(test_y), "device": str(device)})
         result = fit(
             net, train_x, train_y, test_x, test_y, arch.train, seed, device,
@@ -202,3 +208,80 @@ def attack_set(
     })
     atomic.write_csv(out_csv, frame)
     return frame
+
+
+def attack_shard(
+    cfg: Config, dataset: str, victim: str, method: str, mode: str, shard: int, attack_set_csv: Path,
+    snippets_dir: Path, features_path: Path, ckpt_path: Path, out_json: Path, root: Path = Path("."),
+    threads: int = 1,
+) -> list[dict]:
+    """Attack one shard of the attack set; one MLflow run per attacked video.
+
+    Claims a free GPU first when CUDA is present (see :mod:`sva.gpu`). Per-video
+    records are kept under ``<shard folder>/videos/`` as they finish, so a killed job
+    resumes where it stopped; the shard file (the Snakemake output) is written last.
+    """
+    from sva.gpu import claim_gpu
+
+    claim = claim_gpu(Path(root) / ".gpu-locks")
+    import torch
+
+    from sva.attacks.runner import run_shard
+    from sva.checkpoints import load_victim
+    from sva.data.snippets import load_snippets
+
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        device = pick_device(cfg.device)
+        store = load_snippets(Path(snippets_dir))
+        feats = np.load(features_path, mmap_mode="r")
+        model, _info = load_victim(ckpt_path, device)
+        aset = pd.read_csv(attack_set_csv)
+        prefix = cfg.tracking.experiment_prefix
+
+        def log_run(record: dict, png: Path, rec_path: Path) -> None:
+            tags = {"dataset": dataset, "victim": victim, "method": method, "mode": mode,
+                    "video": record["video_id"], "shard": shard}
+            name = f"{dataset}-{victim}-{method}-{mode}-{record['video_id']}"
+            with tracking.start_run(prefix, "attacks", name, tags, root) as run:
+                run.log_params({"seed": cfg.seed, "attacks": cfg.attacks.model_dump(mode="json"),
+                                "config_hash": record["config_hash"]})
+                run.log_metrics({k: float(record[k]) for k in
+                                 ("success", "success_uint8", "map", "sparsity", "queries", "linf", "wall_seconds")})
+                if record["queries_best_episode"] is not None:
+                    run.log_metrics({"queries_best_episode": record["queries_best_episode"]})
+                for step, value in enumerate(record["reward_trace"]):
+                    run.log_metrics({"reward_mean": value}, step=step)
+                run.log_artifact(png)
+                run.log_artifact(rec_path)
+
+        out_dir = Path(out_json).parent / f"shard{shard}"
+        records = run_shard(cfg, dataset, victim, method, mode, shard, aset, store, feats, model, device,
+                            out_dir, on_record=log_run)
+        atomic.write_json(out_json, records)
+        return records
+    finally:
+        claim.release()
+
+
+def attack_table(cfg: Config, mode: str, shard_paths: list[Path], out_csv: Path, out_png: Path,
+                 root: Path = Path(".")) -> pd.DataFrame:
+    """Table 3 (untargeted) or Table 4 (targeted) from the shard records, plus a figure."""
+    from sva.aggregate import load_records, summarize, table_for_mode
+    from sva.plots import attack_table_figure
+
+    records = load_records(shard_paths)
+    kinds = {name: ds.kind for name, ds in cfg.datasets.items()}
+    table = table_for_mode(summarize(records, kinds), mode)
+    atomic.write_csv(out_csv, table)
+    attack_table_figure(table, out_png, f"{mode} attacks")
+    number = "table3" if mode == "untargeted" else "table4"
+    with tracking.start_run(cfg.tracking.experiment_prefix, "tables", number, {"table": number, "mode": mode},
+                            root) as run:
+        for r in table.to_dict("records"):
+            key = f"{r['dataset']}.{r['victim']}.{r['method']}"
+            run.log_metrics({f"{key}.{m}": r[c] for m, c in
+                             (("MAP", "MAP"), ("S", "S (%)"), ("Q", "Q"), ("FR", "FR (%)")) if pd.notna(r[c])})
+        run.log_artifact(out_csv)
+        run.log_artifact(out_png)
+    return table

@@ -4,4 +4,6 @@ from sva.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):
     cfg = validate_config(snakemake.config, "config")
-    stages.features(cfg, snakemake.wildcards.dataset, snakemake.params.snippets_dir, snakemake.params.out_dir)
+    stages.features(
+        cfg, snakemake.wildcards.dataset, snakemake.params.snippets_dir, snakemake.params.out_dir, snakemake.threads
+    )

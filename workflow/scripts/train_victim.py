@@ -11,4 +11,5 @@ with log_to_file(snakemake.log[0]):
         snakemake.params.snippets_dir,
         snakemake.output.ckpt,
         snakemake.output.metrics,
+        threads=snakemake.threads,
     )

@@ -1,0 +1,36 @@
+"""Where a targeted attack starts (Algorithm 2, line 1).
+
+The paper initialises x_adv "by adding random noises on the selected frames" until the
+victim outputs the target; random noise rarely lands on one chosen class among many.
+We start instead from the attacker's own videos of the target class (a black-box
+attacker may hold labelled videos; we take them from the *train* split, never the
+attacked test video): the selected frames of the clean video are replaced by the same
+frames of a candidate, the others stay clean, and the oracle is asked whether the
+result is labelled as the target. Candidates are tried in a seeded order until one
+works; every question is a counted query (phase ``init``). See docs/attacks.md.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sva.oracle import Oracle
+
+
+def targeted_start(oracle: Oracle, x: Tensor, mask: Tensor, target: int, candidates: Tensor) -> Tensor | None:
+    """The first splice ``x`` ⊕ candidate (on ``mask``) that the oracle labels ``target``.
+
+    ``x``: float32 ``(T, 3, H, W)``; ``mask``: bool ``(T,)``; ``candidates``: float32
+    ``(K, T, 3, H, W)`` videos of the target class. One query per candidate tried.
+    Returns the starting video, or ``None`` when no candidate works (or the budget ends).
+    """
+    m = mask.to(x.device).view(-1, 1, 1, 1)
+    for cand in candidates:
+        spliced = torch.where(m, cand.to(x.device), x)
+        if oracle.remaining < 1:
+            return None
+        with oracle.phase("init"):
+            if int(oracle.query(spliced).labels[0]) == int(target):
+                return spliced
+    return None

@@ -1,0 +1,127 @@
+import pytest
+import torch
+
+from sva.attacks.fgsm import SparseFGSM, TargetedSparseFGSM
+from sva.attacks.sva import SVA, DenseAttack, SVASettings
+from sva.estimators import NES
+from sva.metrics import mean_absolute_perturbation, sparsity
+from sva.oracle import Oracle
+from sva.rewards import RewardWeights
+from toys import FrameZeroVictim, LinearVictim, frame_zero_video
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _attacks():
+    return SparseFGSM(NES(48, 1e-3)), TargetedSparseFGSM(NES(48, 1e-6))
+
+
+def _features(t=8, seed=0):
+    return torch.randn(t, 512, generator=torch.Generator().manual_seed(seed))
+
+
+def test_sva_accounts_every_query_and_returns_the_smallest_map():
+    model = LinearVictim(seed=2)
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    label = int(model(x[None]).argmax())
+    oracle = Oracle(model, 60000)
+    settings = SVASettings(epochs=3, episodes=4, episode_queries=5000)
+    out = SVA(*_attacks(), settings, q_full=5000, q_half=2500).attack(
+        oracle, x, label, _features(), torch.Generator().manual_seed(0), agent_seed=0)
+    assert out.queries == oracle.used == 1 + sum(e["queries"] for e in out.episodes)
+    assert out.queries_by_phase["init"] == 1
+    assert len(out.episodes) == 12 and len(out.epochs) == 3
+    assert out.success
+    wins = [e for e in out.episodes if e["success"]]
+    assert out.episodes[out.best_episode]["map"] == min(e["map"] for e in wins)
+    assert out.best_episode_queries == out.episodes[out.best_episode]["queries"]
+    assert abs(mean_absolute_perturbation(out.x_adv, x) - out.episodes[out.best_episode]["map"]) < 1e-9
+    # the returned video is exactly as sparse as its mask
+    assert sparsity(out.x_adv, x) == 1 - out.mask.sum().item() / 8
+    assert int(model(out.x_adv[None]).argmax()) != label
+
+
+def test_sva_stops_at_the_video_budget():
+    model = FrameZeroVictim()
+    x = frame_zero_video(brightness=0.9)  # far from the boundary: no episode can succeed
+    oracle = Oracle(model, 3000)
+    out = SVA(*_attacks(), SVASettings(epochs=50, episodes=5)).attack(
+        oracle, x, 0, _features(), torch.Generator().manual_seed(0), agent_seed=0)
+    assert not out.success and out.best_episode is None
+    assert oracle.used <= 3000 and out.queries == oracle.used
+    assert torch.equal(out.x_adv, x)
+
+
+def test_attack_reward_trains_the_agent_towards_the_decisive_frame():
+    """Only masks holding frame 0 can succeed: R_attack alone must raise p_0.
+
+    (The authors' public code detaches this reward, so it never trains the agent.)"""
+    model = FrameZeroVictim()
+    x = frame_zero_video(brightness=0.505)
+    feats = _features()
+    settings = SVASettings(epochs=12, episodes=5, lr=3e-2, rewards=RewardWeights.preset("attack"),
+                           episode_queries=600)
+    sva = SVA(*_attacks(), settings, q_full=600, q_half=300)
+    from sva.agent import FrameAgent
+
+    p_before = FrameAgent(512, 128, seed=7)(feats)[0].item()
+    oracle = Oracle(model, 10**6)
+    out = sva.attack(oracle, x, 0, feats, torch.Generator().manual_seed(1), agent_seed=7)
+    with_0 = [e["r_attack"] for e in out.episodes if 0 in e["frames"]]
+    without_0 = [e["r_attack"] for e in out.episodes if 0 not in e["frames"]]
+    assert min(with_0) > 0 and max(without_0) == -1.0
+    late = out.episodes[-10:]
+    early = out.episodes[:10]
+    assert sum(0 in e["frames"] for e in late) > sum(0 in e["frames"] for e in early)
+    assert out.epochs[-1]["p_mean"] != pytest.approx(out.epochs[0]["p_mean"])
+    assert p_before < 0.9
+
+
+def test_sva_is_deterministic():
+    model = LinearVictim(seed=2)
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    label = int(model(x[None]).argmax())
+    runs = []
+    for _ in range(2):
+        out = SVA(*_attacks(), SVASettings(epochs=2, episodes=3, episode_queries=1500)).attack(
+            Oracle(model, 30000), x, label, _features(), torch.Generator().manual_seed(3), agent_seed=4)
+        runs.append(out)
+    assert runs[0].episodes == runs[1].episodes
+    assert torch.equal(runs[0].x_adv, runs[1].x_adv)
+
+
+def test_dense_baseline_perturbs_every_frame():
+    model = LinearVictim(seed=1)
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    label = int(model(x[None]).argmax())
+    oracle = Oracle(model, 30000)
+    out = DenseAttack(*_attacks()).attack(oracle, x, label, None, torch.Generator().manual_seed(0))
+    assert out.success and out.mask.all()
+    assert sparsity(out.x_adv, x) == 0.0
+    assert out.queries == oracle.used == out.best_episode_queries + 1
+
+
+def test_targeted_sva_uses_candidates_and_counts_init_queries():
+    model = LinearVictim(seed=3)
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    label = int(model(x[None]).argmax())
+    target = (label + 1) % 4
+    cands = torch.rand(64, 8, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    cands = cands[model(cands).argmax(1) == target][:5]
+    oracle = Oracle(model, 60000)
+    un, _ = _attacks()
+    tg = TargetedSparseFGSM(NES(48, 1e-3))
+    out = SVA(un, tg, SVASettings(epochs=1, episodes=2, episode_queries=20000), q_full=20000, q_half=10000).attack(
+        oracle, x, label, _features(), torch.Generator().manual_seed(0), agent_seed=0, target=target,
+        candidates=cands)
+    assert oracle.used_by_phase["init"] >= 1 + 2  # first look + at least one splice per episode
+    assert out.queries == oracle.used
+    if out.success:
+        assert int(model(out.x_adv[None]).argmax()) == target
+        assert float((out.x_adv - x).abs().max()) <= 0.05 + 1e-7

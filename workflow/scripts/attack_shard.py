@@ -1,0 +1,21 @@
+from sva import stages
+from sva.config import validate_config
+from sva.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    cfg = validate_config(snakemake.config, "config")
+    wc = snakemake.wildcards
+    stages.attack_shard(
+        cfg,
+        wc.dataset,
+        wc.victim,
+        wc.method,
+        wc.mode,
+        int(wc.shard),
+        snakemake.input.attack_set,
+        snakemake.params.snippets_dir,
+        snakemake.input.features,
+        snakemake.input.ckpt,
+        snakemake.output[0],
+        threads=snakemake.threads,
+    )

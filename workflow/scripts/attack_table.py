@@ -1,0 +1,9 @@
+from sva import stages
+from sva.config import validate_config
+from sva.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):
+    cfg = validate_config(snakemake.config, "config")
+    stages.attack_table(
+        cfg, snakemake.params.mode, snakemake.input.shards, snakemake.output.table, snakemake.output.figure
+    )
