@@ -25,3 +25,14 @@ rule all:
         ["results/table4.csv"] if "targeted" in CFG.attacks.modes else [],
         expand("results/attack_sets/{dataset}.csv", dataset=DATASETS),
         expand("data/features/{dataset}/features.npy", dataset=DATASETS),
+
+
+rule data:
+    input:
+        expand("data/snippets/{dataset}/index.csv", dataset=DATASETS),
+        expand("data/features/{dataset}/features.npy", dataset=DATASETS),
+
+
+rule attack_sets:
+    input:
+        expand("results/attack_sets/{dataset}.csv", dataset=DATASETS),

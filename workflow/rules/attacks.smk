@@ -7,9 +7,9 @@ rule attack_shard:
         ckpt="results/victims/{dataset}/{victim}.pt",
         tracking="results/tracking/experiments.json",
     output:
-        "results/attacks/{dataset}/{victim}/{method}/{mode}/shard{shard}.json",
+        "results/attacks/{mode}/{dataset}/{victim}/{method}/shard{shard}.json",
     log:
-        "logs/attack/{dataset}/{victim}/{method}/{mode}/shard{shard}.log",
+        "logs/attack/{mode}/{dataset}/{victim}/{method}/shard{shard}.log",
     conda:
         "../envs/sva.yaml"
     threads: 1

@@ -22,7 +22,7 @@ wildcard_constraints:
 def attack_shards(mode):
     """Every shard file one attack table is built from."""
     return expand(
-        "results/attacks/{dataset}/{victim}/{method}/{mode}/shard{shard}.json",
+        "results/attacks/{mode}/{dataset}/{victim}/{method}/shard{shard}.json",
         dataset=DATASETS,
         victim=MODELS,
         method=METHODS,

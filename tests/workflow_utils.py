@@ -1,0 +1,63 @@
+"""Shared helpers for the tests that run the real pipeline on a tiny config."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO, venv_env
+
+TINY = {
+    "seed": 0,
+    "device": "cpu",
+    "datasets": {
+        "tiny": {
+            "kind": "synthetic",
+            "split": 1,
+            "attack_set_size": 3,
+            "synthetic": {
+                "num_classes": 3, "train_per_class": 6, "test_per_class": 3,
+                "frames": 16, "height": 32, "width": 32, "window": [3, 4], "codec": "ffv1",
+            },
+        }
+    },
+    "snippets": {"num_frames": 16, "resize": None, "crop": None, "on_bad_video": "error"},
+    "features": {"weights": "none", "batch_size": 128, "input_size": None},
+    "victims": {
+        "models": ["c3d", "lrcn"],
+        "c3d": {"width_mult": 0.125, "batchnorm": True, "fc_dim": 32, "dropout": 0.0,
+                "train": {"epochs": 6, "lr": 0.003, "lr_step_epoch": 4, "lr_gamma": 0.1,
+                          "batch_size": 8, "weight_decay": 0.0}},
+        "lrcn": {"backbone": "small_cnn", "backbone_width": 8, "hidden": 16, "dropout": 0.0,
+                 "train": {"epochs": 6, "lr": 0.003, "lr_step_epoch": 4, "lr_gamma": 0.1,
+                           "batch_size": 8, "weight_decay": 0.0}},
+    },
+    "attacks": {
+        "methods": ["sva", "dense"], "modes": ["untargeted"], "budget_untargeted": 1500,
+        "budget_targeted": 600, "shards": 2,
+        "sva": {"epochs": 2, "episodes": 2, "episode_queries_untargeted": 400, "episode_queries_targeted": 300},
+    },
+    "tracking": {"experiment_prefix": "sva"},
+}
+
+
+def write_tiny_params(folder: Path) -> Path:
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    return path
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a command with the venv on PATH; fail the test with its output on error."""
+    proc = subprocess.run(cmd, cwd=cwd, env=venv_env(), capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def snakemake(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *args], folder)
