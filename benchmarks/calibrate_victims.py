@@ -1,14 +1,13 @@
 """Calibrate the embedded benchmark: synthetic data (in memory) -> both victims.
 
     .venv/bin/python benchmarks/calibrate_victims.py --seed 0
-    .venv/bin/python benchmarks/calibrate_victims.py --seed 1 --single-frame
+    .venv/bin/python benchmarks/calibrate_victims.py --seed 0 --variants single_frame
 
 Generates the synthetic train/test arrays exactly as ``sva.data.synthetic`` renders
 them (no video files), trains each victim with the ``params.yaml`` settings and
-prints per-epoch metrics and the final test accuracy and training time. With
-``--single-frame`` it also trains each victim on clips made of one repeated frame
-(the same frame index for every clip, chosen at random per clip) and tests it on the
-same kind of clips: how far a single frame gets.
+prints per-epoch metrics and the final test accuracy and training time. The variant
+``single_frame`` trains and tests each victim on clips made of one repeated frame
+(one random frame index per clip): how far a single frame gets.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", nargs="+", default=["c3d", "lrcn"])
     ap.add_argument("--epochs", type=int, default=None, help="override the configured epochs")
-    ap.add_argument("--single-frame", action="store_true")
+    ap.add_argument("--variants", nargs="+", default=["video"], choices=["video", "single_frame"])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None, help="append a JSON line per run here")
     args = ap.parse_args()
@@ -56,8 +55,10 @@ def main() -> None:
     train_x, train_y, _ = generate_arrays(scfg, args.seed, "train")
     test_x, test_y, _ = generate_arrays(scfg, args.seed, "test")
     print(f"data: train {train_x.shape} test {test_x.shape} in {time.perf_counter() - t0:.1f}s", flush=True)
-    variants = [("video", train_x, test_x)]
-    if args.single_frame:
+    variants = []
+    if "video" in args.variants:
+        variants.append(("video", train_x, test_x))
+    if "single_frame" in args.variants:
         rng = numpy_rng(args.seed, "calibrate", "single_frame")
         variants.append(("single_frame", single_frame_clips(train_x, rng), single_frame_clips(test_x, rng)))
 
@@ -77,8 +78,17 @@ def main() -> None:
                 )
 
             res = train_victim(
-                model, tr_x, train_y, te_x, test_y, tcfg, args.seed, "cpu",
-                on_epoch=show, progress=False, num_threads=args.threads,
+                model,
+                tr_x,
+                train_y,
+                te_x,
+                test_y,
+                tcfg,
+                args.seed,
+                "cpu",
+                on_epoch=show,
+                progress=False,
+                num_threads=args.threads,
             )
             line = {
                 "model": name,

@@ -24,6 +24,16 @@ SMALL = VictimsCfg(
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one thread is faster, and immune to OpenMP spin-waiting when the
+    machine's cores are oversubscribed (2 threads were 15x slower there)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _video(b=2, t=16, h=32, w=32, seed=0):
     return torch.rand(b, t, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
@@ -34,6 +44,9 @@ def test_small_forward_shape(name):
     with torch.inference_mode():
         out = model(_video())
     assert out.shape == (2, 10) and out.dtype == torch.float32
+    if name == "c3d":  # batchnorm: after every conv and after fc6/fc7
+        assert hasattr(model.features, "bn1a") and hasattr(model.classifier, "bn6")
+        assert hasattr(model.classifier, "bn7") and not hasattr(model.classifier, "bn8")
 
 
 def test_c3d_feature_shapes():
@@ -59,6 +72,7 @@ def test_c3d_paper_scale():
         "conv4a", "conv4b", "pool4", "conv5a", "conv5b", "pool5",
     ]  # fmt: skip
     assert model.features.pool1.kernel_size == (1, 2, 2) and model.features.pool5.padding == (0, 1, 1)
+    assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm3d)) for m in model.modules())
     with torch.inference_mode():
         assert model(_video(1, 16, 112, 112)).shape == (1, 101)
 

@@ -147,7 +147,9 @@ def test_parallel_generation_identical(tmp_path):
     syn.generate_synthetic(cfg, 3, tmp_path / "a", progress=False)
     syn.generate_synthetic(cfg, 3, tmp_path / "b", progress=False, workers=2)
     for rel in (tmp_path / "a" / "splits" / "trainlist01.txt").read_text().split()[::2]:
-        np.testing.assert_array_equal(_read(tmp_path / "a" / "videos" / rel)[1], _read(tmp_path / "b" / "videos" / rel)[1])
+        np.testing.assert_array_equal(
+            _read(tmp_path / "a" / "videos" / rel)[1], _read(tmp_path / "b" / "videos" / rel)[1]
+        )
     assert (tmp_path / "a" / "windows.csv").read_text() == (tmp_path / "b" / "windows.csv").read_text()
 
 

@@ -17,6 +17,16 @@ TINY = VictimsCfg(
 CFG = TrainCfg(epochs=4, lr=3e-3, lr_step_epoch=3, lr_gamma=0.1, batch_size=8)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one thread is faster, and immune to OpenMP spin-waiting when the
+    machine's cores are oversubscribed (2 threads were 15x slower there)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _toy(n: int, seed: int, t: int = 8, hw: int = 16):
     """Class 0: a bright square in the left half; class 1: in the right half."""
     rng = np.random.default_rng(seed)
@@ -47,7 +57,9 @@ def test_training_lowers_the_loss(name, tmp_path):
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
     model = build_victim(name, TINY, 2, (16, 16), num_frames=8, seed=0)
     seen = []
-    res = train_victim(model, mm, y, tx, ty, CFG, seed=0, device="cpu", on_epoch=lambda e, m: seen.append((e, m)), progress=False)
+    res = train_victim(
+        model, mm, y, tx, ty, CFG, seed=0, device="cpu", on_epoch=lambda e, m: seen.append((e, m)), progress=False
+    )
     assert [e for e, _ in seen] == [1, 2, 3, 4]
     assert set(seen[0][1]) == {"train_loss", "train_acc", "test_acc", "lr", "epoch_seconds"}
     hist = res["history"]

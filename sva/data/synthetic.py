@@ -1,14 +1,13 @@
 """The embedded synthetic action dataset (see ``docs/synthetic.md``).
 
-Every video shows one textured object on a textured, noisy background. The object is
+Every video shows one two-toned object on a textured, noisy background. The object is
 **static except inside one short random temporal window** of ``cfg.window`` frames,
-where it performs the class-defining motion (translate, rotate, scale, or oscillate
-and return). A small distractor dot drifts slowly through every frame in a
-class-independent direction. Positions, orientations and sizes are drawn so that a
-single frame carries (almost) no information about the class: the canvas is a torus
-(objects wrap around the borders, so every position is equally likely before and
-after a move), orientations are uniform, and the sizes of the scaling classes before
-and after the window share one distribution. A video model has to look at the motion
+where it performs the class-defining motion (translate, scale, shake and return, or
+rotate). Positions, orientations and sizes are drawn so that a single frame carries
+(almost) no information about the class: every class draws the same nuisance
+variables, objects that do not move sit at either end of a virtual move placed like a
+real one, orientations are uniform, and the sizes before and after a Grow/Shrink share
+one distribution with every other class. A video model has to look at the motion
 inside the window; an attack that picks the right frames has an advantage.
 
 Files follow the UCF-101 layout (``videos/<Class>/v_<Class>_gXX_cYY.avi`` and
@@ -60,6 +59,8 @@ TRAIN_GROUPS = tuple(range(8, 26))  # g08..g25
 _SUPERSAMPLE = 3  # anti-aliasing: coverage from 3x3 sub-pixel samples
 
 #: The design's ranges (fractions of min(H, W) for lengths, degrees for angles).
+#: Not a configuration: the values are part of the dataset's definition (calibration
+#: scripts may patch them in-process; spawned workers would not see the patch).
 #: Changing any of them changes the dataset: bump FORMAT_VERSION.
 DESIGN: dict[str, Any] = {
     "radius": (0.13, 0.18),  # log-uniform shape radius (before the scale ladder)
@@ -119,8 +120,13 @@ def _coverage(
     h: int,
     w: int,
 ) -> np.ndarray:
-    """Anti-aliased coverage (K, H, W) in [0, 1] of ``shape`` in K states, on a torus,
-    and that of its darker-toned part (the surface pattern)."""
+    """Anti-aliased coverage (K, H, W) in [0, 1] of ``shape`` in K states, and that of
+    its darker-toned part (the surface pattern).
+
+    Displacements are taken on the torus (a shape over a border would re-appear on the
+    other side); the placement keeps objects inside the frame, so this only matters
+    for an object too large to fit.
+    """
     ss = _SUPERSAMPLE
     ys = (np.arange(h * ss) + 0.5) / ss
     xs = (np.arange(w * ss) + 0.5) / ss
@@ -352,9 +358,7 @@ def video_rng(seed: int, split: str, cls: int, idx: int) -> np.random.Generator:
     return numpy_rng(seed, "synthetic", split, cls, idx)
 
 
-def generate_arrays(
-    cfg: SyntheticCfg, seed: int, split: str
-) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+def generate_arrays(cfg: SyntheticCfg, seed: int, split: str) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """In-memory version of one split: (N, T, H, W, 3) uint8, labels, infos.
 
     Same frames as the files :func:`generate_synthetic` writes (before encoding).

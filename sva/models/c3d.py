@@ -3,7 +3,8 @@
 Eight 3x3x3 convolutions (conv1a, conv2a, conv3a/b, conv4a/b, conv5a/b; 64, 128, 256,
 256, 512, 512, 512, 512 channels times ``width_mult``), five max-pools (pool1 1x2x2,
 pool2-5 2x2x2, pool5 padded (0, 1, 1) as in the original at 112x112), fc6, fc7
-(``fc_dim``, ReLU, dropout) and fc8. Optional BatchNorm after each convolution.
+(``fc_dim``, ReLU, dropout) and fc8. Optional BatchNorm (``batchnorm``) after each
+convolution and after fc6 and fc7.
 
 The flattened size after pool5 is computed analytically from the input size at
 construction (:func:`c3d_feature_shape`; no dummy forward, so the paper-scale model
@@ -93,12 +94,14 @@ class C3D(nn.Module):
         t, h, w = c3d_feature_shape(*self.input_size)
         self.flat_dim = cin * t * h * w
         self.classifier = nn.Sequential()
-        self.classifier.add_module("fc6", nn.Linear(self.flat_dim, fc_dim))
-        self.classifier.add_module("relu6", nn.ReLU(inplace=True))
-        self.classifier.add_module("drop6", nn.Dropout(dropout))
-        self.classifier.add_module("fc7", nn.Linear(fc_dim, fc_dim))
-        self.classifier.add_module("relu7", nn.ReLU(inplace=True))
-        self.classifier.add_module("drop7", nn.Dropout(dropout))
+        fc_in = self.flat_dim
+        for i in (6, 7):
+            self.classifier.add_module(f"fc{i}", nn.Linear(fc_in, fc_dim, bias=not batchnorm))
+            if batchnorm:  # without it, fc6's ReLUs died within the first steps on some seeds
+                self.classifier.add_module(f"bn{i}", nn.BatchNorm1d(fc_dim))
+            self.classifier.add_module(f"relu{i}", nn.ReLU(inplace=True))
+            self.classifier.add_module(f"drop{i}", nn.Dropout(dropout))
+            fc_in = fc_dim
         self.classifier.add_module("fc8", nn.Linear(fc_dim, num_classes))
         for m in self.modules():
             if isinstance(m, nn.Conv3d):
@@ -107,14 +110,13 @@ class C3D(nn.Module):
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.kaiming_uniform_(m.weight, a=5**0.5)  # torch default, explicit
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: (B, T, 3, H, W) in [0, 1] -> logits (B, num_classes)."""
         if tuple(x.shape[1:2]) + tuple(x.shape[3:]) != self.input_size:
-            raise ValueError(
-                f"C3D built for (T, H, W) = {self.input_size}, got input of shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"C3D built for (T, H, W) = {self.input_size}, got input of shape {tuple(x.shape)}")
         x = self.normalize(x).transpose(1, 2)  # (B, 3, T, H, W)
         if x.is_cuda or _CHANNELS_LAST:
             x = x.contiguous(memory_format=torch.channels_last_3d)

@@ -10,7 +10,8 @@ Backbones:
 * ``small_cnn`` (embedded default): a stride-2 3x3 conv stem (``w = backbone_width``
   channels) and two 3x3 conv + 2x2 max-pool blocks (``2w``, ``2w`` channels), each
   conv followed by BatchNorm and ReLU, then adaptive average
-  pooling to a 4x4 grid, flattened and projected to a 256-d frame feature. The 4x4
+  pooling to a 4x4 grid, flattened and projected (linear + BatchNorm + ReLU) to a
+  256-d frame feature. The 4x4
   grid keeps the spatial layout (global pooling would hide *where* the object is, and
   the synthetic classes are defined by where it goes).
 
@@ -56,12 +57,18 @@ class SmallCNN(nn.Module):
         layers.append(nn.AdaptiveAvgPool2d(grid))
         self.conv = nn.Sequential(*layers)
         flat = cin * grid * grid
-        self.proj = nn.Linear(flat, feature_dim) if feature_dim else None
+        # BatchNorm before the ReLU: without it most projection units died within the
+        # first few dozen Adam steps and training crawled (docs/victims.md)
+        self.proj = (
+            nn.Sequential(nn.Linear(flat, feature_dim, bias=False), nn.BatchNorm1d(feature_dim), nn.ReLU(inplace=True))
+            if feature_dim
+            else None
+        )
         self.out_dim = feature_dim or flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.conv(x), 1)
-        return F.relu(self.proj(x)) if self.proj is not None else x
+        return self.proj(x) if self.proj is not None else x
 
 
 class InceptionFeatures(nn.Module):
