@@ -13,14 +13,6 @@ from sva.agent import FrameAgent, Reinforce, action_log_prob, sample_actions
 T = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops on a shared CPU: OpenMP with >1 thread is up to 100x slower under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)

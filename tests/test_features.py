@@ -25,14 +25,6 @@ from sva.features import (
 from videos import Entry, column_frames, write_numbered, write_video
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny forward passes: one intra-op thread is faster, and robust on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 T = 8  # frames per snippet here (keeps the CPU forward passes short)
 

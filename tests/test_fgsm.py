@@ -8,13 +8,6 @@ from sva.oracle import Oracle
 from toys import FrameZeroVictim, LinearVictim, frame_zero_video
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)

@@ -24,15 +24,6 @@ SMALL = VictimsCfg(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is faster, and immune to OpenMP spin-waiting when the
-    machine's cores are oversubscribed (2 threads were 15x slower there)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _video(b=2, t=16, h=32, w=32, seed=0):
     return torch.rand(b, t, 3, h, w, generator=torch.Generator().manual_seed(seed))

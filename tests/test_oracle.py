@@ -17,14 +17,6 @@ from sva.oracle import LOG_TINY, Answer, BudgetExhausted, Oracle, QueryCount, lo
 T, H, W = 2, 4, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny ops on a shared CPU: OpenMP with >1 thread is up to 100x slower under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class CountingModel(nn.Module):
     """A linear video classifier that counts forward calls and videos seen."""

@@ -10,13 +10,6 @@ from sva.rewards import RewardWeights
 from toys import FrameZeroVictim, LinearVictim, frame_zero_video
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def _attacks():
     return SparseFGSM(NES(48, 1e-3)), TargetedSparseFGSM(NES(48, 1e-6))

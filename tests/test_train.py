@@ -17,15 +17,6 @@ TINY = VictimsCfg(
 CFG = TrainCfg(epochs=4, lr=3e-3, lr_step_epoch=3, lr_gamma=0.1, batch_size=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is faster, and immune to OpenMP spin-waiting when the
-    machine's cores are oversubscribed (2 threads were 15x slower there)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _toy(n: int, seed: int, t: int = 8, hw: int = 16):
     """Class 0: a bright square in the left half; class 1: in the right half."""
