@@ -22,7 +22,7 @@ import torch
 
 from sva.attacks.runner import build_method
 from sva.config import load_config
-from sva.devices import pick_device
+from sva.devices import keep_cpu_memory, pick_device
 from sva.models import build_victim
 from sva.oracle import Oracle
 
@@ -60,8 +60,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=6000, help="query budget of the timed attack")
     ap.add_argument("--seconds", type=float, default=5.0, help="duration of the raw-forward timing")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--glibc-default-malloc", action="store_true",
+                    help="skip sva.devices.keep_cpu_memory (what the attack stage calls) to see its effect")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    kept = False if args.glibc_default_malloc else keep_cpu_memory()
     cfg = load_config(args.config)
     device = pick_device(cfg.device)
     ds = next(iter(cfg.datasets.values()))
@@ -71,7 +74,8 @@ def main() -> None:
         h, w = cfg.snippets.crop
     classes = syn.num_classes if syn else 101
     bs = cfg.attacks.oracle_batch_size
-    print(f"device {device}, threads {args.threads}, video {t}x3x{h}x{w}, oracle batch {bs}")
+    print(f"device {device}, threads {args.threads}, video {t}x3x{h}x{w}, oracle batch {bs}, "
+          f"keep_cpu_memory {kept}")
     for name in args.victim or cfg.victims.models:
         model = build_victim(name, cfg.victims, classes, (h, w), num_frames=t, seed=cfg.seed).to(device).eval()
         g = torch.Generator().manual_seed(1)

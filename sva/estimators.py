@@ -16,12 +16,14 @@ above every failure, and ``g`` resolves probabilities saturated at 1.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
+from sva.lockstep import Ask, run_alone
 from sva.oracle import Answer, BudgetExhausted, Oracle, log_one_minus
 
 __all__ = [
@@ -113,11 +115,44 @@ class Estimate:
 
 
 class GradientEstimator(abc.ABC):
-    """Base class: estimate the gradient of ``objective`` at ``x`` through the oracle."""
+    """Base class: estimate the gradient of ``objective`` at ``x`` through the oracle.
+
+    A subclass writes :meth:`steps`, the estimate as an *episode* generator
+    (:mod:`sva.lockstep`): it yields :class:`~sva.lockstep.Ask` for the probes it wants
+    answered and returns an :class:`Estimate`. That lets the attack run several
+    estimates (one per SVA episode) in one batched oracle call; :meth:`estimate` runs
+    one directly against an oracle.
+    """
 
     name: str = "?"
 
     @abc.abstractmethod
+    def steps(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        objective: Objective,
+        generator: torch.Generator,
+        *,
+        phase: str = "nes",
+        reserve: int | None = None,
+    ) -> Generator[Ask, Answer, Estimate]:
+        """Estimate ``d objective / d x`` on the masked frames, as an episode generator.
+
+        ``x``: float32 ``(T, 3, H, W)`` in [0, 1] (any device). ``mask``: bool ``(T,)``,
+        at least one frame; probes differ from ``x`` only on masked frames, so every
+        queried video is as sparse as the attack. ``objective``: Answer -> float64
+        ``(B,)`` to maximise. ``generator``: all randomness (same device as ``x``).
+        ``phase``: the oracle phase of the probes. ``reserve``: the reservation of the
+        first ask (default: :attr:`queries_per_estimate`; a caller that follows the
+        estimate with a check reserves both at once).
+        """
+
+    @property
+    @abc.abstractmethod
+    def queries_per_estimate(self) -> int:
+        """Oracle queries one estimate costs (lets callers check the budget first)."""
+
     def estimate(
         self,
         oracle: Oracle,
@@ -126,19 +161,20 @@ class GradientEstimator(abc.ABC):
         objective: Objective,
         generator: torch.Generator,
     ) -> Estimate:
-        """Estimate ``d objective / d x`` on the masked frames.
+        """Run :meth:`steps` against ``oracle`` (probes counted under its current phase).
 
-        ``x``: float32 ``(T, 3, H, W)`` in [0, 1] (any device). ``mask``: bool ``(T,)``,
-        at least one frame; probes differ from ``x`` only on masked frames, so every
-        queried video is as sparse as the attack. ``objective``: Answer -> float64
-        ``(B,)`` to maximise. ``generator``: all randomness (same device as ``x``).
-        May raise :class:`~sva.oracle.BudgetExhausted` (then nothing was queried).
+        Raises :class:`~sva.oracle.BudgetExhausted`, with nothing queried and the
+        generator untouched, when the oracle cannot answer a whole estimate.
         """
+        n = self.queries_per_estimate
+        if oracle.remaining < n:  # refuse before drawing noise: generator state unchanged
+            raise BudgetExhausted(oracle.used, oracle.budget, n, oracle.current_phase)
+        return run_alone(oracle, self.steps(x, mask, objective, generator, phase=oracle.current_phase))
 
-    @property
-    @abc.abstractmethod
-    def queries_per_estimate(self) -> int:
-        """Oracle queries one :meth:`estimate` costs (lets callers check the budget first)."""
+    def spawn(self) -> GradientEstimator:
+        """A new estimator with the same settings and its own buffers (one per episode
+        when episodes run side by side)."""
+        return copy.deepcopy(self)
 
 
 ESTIMATORS: dict[str, type[GradientEstimator]] = {}
@@ -237,19 +273,22 @@ class NES(GradientEstimator):
             pr = self._probes = torch.empty(probe_shape, dtype=torch.float32, device=x.device)
         return nz, self._tmp, pr
 
-    def estimate(
+    def spawn(self) -> NES:
+        return NES(self.population, self.sigma)
+
+    def steps(
         self,
-        oracle: Oracle,
         x: Tensor,
         mask: Tensor,
         objective: Objective,
         generator: torch.Generator,
-    ) -> Estimate:
+        *,
+        phase: str = "nes",
+        reserve: int | None = None,
+    ) -> Generator[Ask, Answer, Estimate]:
         idx = _check_inputs(x, mask)
         x = x.detach().to(torch.float32)
         n, h, sigma = self.population, self.population // 2, self.sigma
-        if oracle.remaining < n:  # refuse before drawing noise: generator state unchanged
-            raise BudgetExhausted(oracle.used, oracle.budget, n, oracle.current_phase)
         k = int(idx.numel())
         noise, tmp, probes = self._buffers(x, k)
         self._generation += 1
@@ -262,7 +301,7 @@ class NES(GradientEstimator):
         torch.sub(x_sel, noise, alpha=sigma, out=tmp).clamp_(0.0, 1.0)
         probes[h:].index_copy_(1, idx, tmp)
 
-        answer = oracle.query(probes)
+        answer = yield Ask(probes, phase, n if reserve is None else reserve)
         values = objective(answer)
         if values.shape != (n,):
             raise ValueError(f"objective returned shape {tuple(values.shape)}, expected ({n},)")

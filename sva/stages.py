@@ -17,7 +17,7 @@ import pandas as pd
 
 from sva import atomic, tracking
 from sva.config import Config
-from sva.devices import pick_device
+from sva.devices import keep_cpu_memory, pick_device
 from sva.seeding import derive_seed, numpy_rng
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def train_victim(
 
     store = load_snippets(Path(snippets_dir))
     device = pick_device(cfg.device)
+    keep_cpu_memory()
     if threads:
         import torch
 
@@ -231,6 +232,7 @@ def attack_shard(
     from sva.data.snippets import load_snippets
 
     torch.set_num_threads(max(1, int(threads)))
+    keep_cpu_memory()
     try:
         device = pick_device(cfg.device)
         store = load_snippets(Path(snippets_dir))

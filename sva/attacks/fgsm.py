@@ -11,13 +11,15 @@ Videos are float32 ``(T, 3, H, W)`` in [0, 1]; ``eps`` and ``alpha`` are in the 
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from sva.estimators import GradientEstimator, targeted_objective, untargeted_objective
-from sva.oracle import Oracle
+from sva.lockstep import Ask, run_alone
+from sva.oracle import Answer, BudgetExhausted, Oracle
 
 
 @dataclass
@@ -71,27 +73,40 @@ class SparseFGSM:
 
     def __call__(self, oracle: Oracle, x: Tensor, true_label: int, mask: Tensor, generator: torch.Generator,
                  max_queries: int | None = None) -> EpisodeResult:
-        start = oracle.used
+        """Run one episode directly against ``oracle`` (see :meth:`episode`)."""
         cap = oracle.remaining if max_queries is None else min(max_queries, oracle.remaining)
-        step_cost = self.estimator.queries_per_estimate + 1
+        return run_alone(oracle, self.episode(x, true_label, mask, generator, cap))
+
+    def episode(self, x: Tensor, true_label: int, mask: Tensor, generator: torch.Generator,
+                max_queries: int) -> Generator[Ask, Answer, EpisodeResult]:
+        """One episode as a generator (:mod:`sva.lockstep`): at most ``max_queries``.
+
+        Each step asks for the NES probes (reserving them and the check) and then the
+        check; a refused reservation ends the episode like an exhausted cap.
+        """
+        estimator = self.estimator.spawn()
+        step_cost = estimator.queries_per_estimate + 1
         objective = untargeted_objective(int(true_label))
         x_adv = x.clone()
         label = int(true_label)
-        iterations = 0
-        while oracle.used - start + step_cost <= cap:
-            with oracle.phase("nes"):
-                est = self.estimator.estimate(oracle, x_adv, mask, objective, generator)
+        iterations = used = 0
+        while used + step_cost <= max_queries:
+            try:
+                est = yield from estimator.steps(x_adv, mask, objective, generator, phase="nes", reserve=step_cost)
+            except BudgetExhausted:
+                break
+            used += est.queries
             if self.accept_probes:
                 hit = self._successful_probe(est, x, true_label)
                 if hit is not None:
-                    return EpisodeResult(hit[0], True, oracle.used - start, hit[1], iterations, self.eps, "probe")
+                    return EpisodeResult(hit[0], True, used, hit[1], iterations, self.eps, "probe")
             x_adv = _project(x_adv + self.alpha * torch.sign(est.grad), x, self.eps)
             iterations += 1
-            with oracle.phase("check"):
-                label = int(oracle.query(x_adv).labels[0])
+            label = int((yield Ask(x_adv[None], "check")).labels[0])
+            used += 1
             if label != true_label:
-                return EpisodeResult(x_adv, True, oracle.used - start, label, iterations, self.eps, "check")
-        return EpisodeResult(x_adv, False, oracle.used - start, label, iterations, self.eps)
+                return EpisodeResult(x_adv, True, used, label, iterations, self.eps, "check")
+        return EpisodeResult(x_adv, False, used, label, iterations, self.eps)
 
     def _successful_probe(self, est, x: Tensor, true_label: int):
         wrong = (est.answer.labels != true_label).nonzero().flatten()
@@ -141,36 +156,44 @@ class TargetedSparseFGSM:
 
     def __call__(self, oracle: Oracle, x: Tensor, x_init: Tensor, target: int, mask: Tensor,
                  generator: torch.Generator, max_queries: int | None = None) -> EpisodeResult:
-        s = self.schedule
-        start = oracle.used
+        """Run one episode directly against ``oracle`` (see :meth:`episode`)."""
         cap = oracle.remaining if max_queries is None else min(max_queries, oracle.remaining)
-        step_cost = self.estimator.queries_per_estimate + 2
+        return run_alone(oracle, self.episode(x, x_init, target, mask, generator, cap))
+
+    def episode(self, x: Tensor, x_init: Tensor, target: int, mask: Tensor, generator: torch.Generator,
+                max_queries: int) -> Generator[Ask, Answer, EpisodeResult]:
+        """One episode as a generator (:mod:`sva.lockstep`): at most ``max_queries``."""
+        s = self.schedule
+        estimator = self.estimator.spawn()
+        step_cost = estimator.queries_per_estimate + 2
         objective = targeted_objective(int(target))
         x_adv = x_init.clone()
         eps = float((x_adv - x).abs().max())
         alpha, decay = s.alpha, s.eps_decay
         kept: list[bool] = []
-        stuck = 0
-        iterations = 0
+        stuck = iterations = used = 0
         label = int(target)
-        while eps > self.eps + 1e-12 and oracle.used - start + step_cost <= cap:
+        while eps > self.eps + 1e-12 and used + step_cost <= max_queries:
             if alpha < s.min_alpha or decay < s.min_eps_decay:
                 break
-            with oracle.phase("nes"):
-                est = self.estimator.estimate(oracle, x_adv, mask, objective, generator)
+            try:
+                est = yield from estimator.steps(x_adv, mask, objective, generator, phase="nes", reserve=step_cost)
+            except BudgetExhausted:
+                break
+            used += est.queries
             step = x_adv + alpha * torch.sign(est.grad)
             eps_hat = max(eps - decay, self.eps)
             candidate = _project(step, x, eps_hat)
             iterations += 1
-            with oracle.phase("check"):
-                hit = int(oracle.query(candidate).labels[0]) == target
+            hit = int((yield Ask(candidate[None], "check")).labels[0]) == target
+            used += 1
             if hit:
                 x_adv, eps, stuck = candidate, eps_hat, 0
             else:
                 stuck += 1
                 candidate = _project(step, x, eps)
-                with oracle.phase("check"):
-                    hit = int(oracle.query(candidate).labels[0]) == target
+                hit = int((yield Ask(candidate[None], "check")).labels[0]) == target
+                used += 1
                 if hit:
                     x_adv = candidate
             kept.append(hit)
@@ -182,6 +205,5 @@ class TargetedSparseFGSM:
                 decay /= 2
                 stuck = 0
         success = eps <= self.eps + 1e-12
-        return EpisodeResult(x_adv, success, oracle.used - start, label, iterations, eps, "check" if success else "",
+        return EpisodeResult(x_adv, success, used, label, iterations, eps, "check" if success else "",
                              {"alpha_final": alpha, "eps_decay_final": decay})
-

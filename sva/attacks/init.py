@@ -12,10 +12,13 @@ works; every question is a counted query (phase ``init``). See docs/attacks.md.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import torch
 from torch import Tensor
 
-from sva.oracle import Oracle
+from sva.lockstep import Ask, run_alone
+from sva.oracle import Answer, BudgetExhausted, Oracle
 
 
 def targeted_start(oracle: Oracle, x: Tensor, mask: Tensor, target: int, candidates: Tensor) -> Tensor | None:
@@ -25,12 +28,22 @@ def targeted_start(oracle: Oracle, x: Tensor, mask: Tensor, target: int, candida
     ``(K, T, 3, H, W)`` videos of the target class. One query per candidate tried.
     Returns the starting video, or ``None`` when no candidate works (or the budget ends).
     """
+    return run_alone(oracle, targeted_start_steps(x, mask, target, candidates))[0]
+
+
+def targeted_start_steps(x: Tensor, mask: Tensor, target: int,
+                         candidates: Tensor) -> Generator[Ask, Answer, tuple[Tensor | None, int]]:
+    """:func:`targeted_start` as an episode generator (:mod:`sva.lockstep`), phase
+    ``init``; returns ``(start or None, queries asked)``."""
     m = mask.to(x.device).view(-1, 1, 1, 1)
+    asked = 0
     for cand in candidates:
         spliced = torch.where(m, cand.to(x.device), x)
-        if oracle.remaining < 1:
-            return None
-        with oracle.phase("init"):
-            if int(oracle.query(spliced).labels[0]) == int(target):
-                return spliced
-    return None
+        try:
+            answer = yield Ask(spliced[None], "init", reserve=1)
+        except BudgetExhausted:
+            return None, asked
+        asked += 1
+        if int(answer.labels[0]) == int(target):
+            return spliced, asked
+    return None, asked

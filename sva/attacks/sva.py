@@ -13,6 +13,7 @@ See docs/attacks.md for every choice the paper leaves open.
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import torch
@@ -20,9 +21,10 @@ from torch import Tensor
 
 from sva.agent import FrameAgent, Reinforce, sample_actions
 from sva.attacks.fgsm import EpisodeResult, SparseFGSM, TargetedSparseFGSM
-from sva.attacks.init import targeted_start
+from sva.attacks.init import targeted_start_steps
+from sva.lockstep import Ask, run_alone, run_lockstep
 from sva.metrics import mean_absolute_perturbation
-from sva.oracle import Oracle
+from sva.oracle import Answer, Oracle
 from sva.rewards import RewardWeights, attack_reward
 
 
@@ -65,36 +67,48 @@ def _first_look(oracle: Oracle, x: Tensor) -> int:
         return int(oracle.query(x).labels[0])
 
 
-class _EpisodeRunner:
-    """Runs one episode on a mask (untargeted or targeted) and scores it."""
+def _child_seed(generator: torch.Generator) -> int:
+    """A seed for a child generator, drawn from ``generator`` (deterministic)."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
 
-    def __init__(self, oracle, x, label, target, untargeted: SparseFGSM, targeted: TargetedSparseFGSM,
-                 candidates: Tensor | None, generator):
-        self.oracle, self.x, self.label, self.target = oracle, x, label, target
-        self.untargeted, self.targeted = untargeted, targeted
-        self.candidates, self.generator = candidates, generator
 
-    def __call__(self, mask: Tensor, cap: int) -> EpisodeResult:
-        start = self.oracle.used
+def _child(seed: int, device: torch.device | str) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+class _Episodes:
+    """Builds one attack episode (untargeted, or targeted with its start) on a mask."""
+
+    def __init__(self, x, label, target, untargeted: SparseFGSM, targeted: TargetedSparseFGSM,
+                 candidates: Tensor | None):
+        self.x, self.label, self.target = x, label, target
+        self.untargeted, self.targeted, self.candidates = untargeted, targeted, candidates
+
+    @property
+    def step_cost(self) -> int:
+        est = self.untargeted.estimator if self.target is None else self.targeted.estimator
+        return est.queries_per_estimate + (1 if self.target is None else 2)
+
+    def __call__(self, mask: Tensor, cap: int, generator: torch.Generator) -> Generator[Ask, Answer, EpisodeResult]:
         if self.target is None:
-            return self.untargeted(self.oracle, self.x, self.label, mask, self.generator, max_queries=cap)
-        x_init = targeted_start(self.oracle, self.x, mask, self.target, self.candidates)
-        spent = self.oracle.used - start
+            return (yield from self.untargeted.episode(self.x, self.label, mask, generator, cap))
+        x_init, spent = yield from targeted_start_steps(self.x, mask, self.target, self.candidates)
         if x_init is None:
             return EpisodeResult(self.x.clone(), False, spent, self.label, 0, 1.0, "", {"init": "failed"})
-        res = self.targeted(self.oracle, self.x, x_init, self.target, mask, self.generator,
-                            max_queries=max(cap - spent, 0))
+        res = yield from self.targeted.episode(self.x, x_init, self.target, mask, generator, max(cap - spent, 0))
         res.queries += spent
         return res
 
 
-def _step_cost(runner: _EpisodeRunner) -> int:
-    est = runner.untargeted.estimator if runner.target is None else runner.targeted.estimator
-    return est.queries_per_estimate + (1 if runner.target is None else 2)
-
-
 class SVA:
-    """Sparse video attack with an RL frame-selection agent (Algorithm 1)."""
+    """Sparse video attack with an RL frame-selection agent (Algorithm 1).
+
+    The ``N`` episodes of an epoch share the same policy ``p``, so they are independent
+    given it: they run side by side (:func:`sva.lockstep.run_lockstep`), their queries
+    merged into full oracle batches. Each episode has its own noise generator, seeded
+    from the video's generator, and its own query count and cap; when the video's
+    budget cannot cover every episode's next step, lower-index episodes go first.
+    """
 
     def __init__(self, untargeted: SparseFGSM, targeted: TargetedSparseFGSM, settings: SVASettings = SVASettings(),
                  *, q_full: int = 30000, q_half: int = 15000):
@@ -103,27 +117,35 @@ class SVA:
 
     def attack(self, oracle: Oracle, x: Tensor, label: int, features: Tensor, generator: torch.Generator, *,
                agent_seed: int, target: int | None = None, candidates: Tensor | None = None) -> AttackOutcome:
-        """Attack ``x`` (float32 ``(T,3,H,W)``) of class ``label``; ``features`` ``(T, 512)``."""
+        """Attack ``x`` (float32 ``(T,3,H,W)``) of class ``label``; ``features`` ``(T, 512)``.
+
+        ``generator`` (on ``x``'s device) seeds everything random: the mask sampler
+        (a CPU generator) and one noise generator per episode.
+        """
         t0 = time.time()
         s = self.settings
         clean_label = _first_look(oracle, x)
         agent = FrameAgent(features.shape[1], s.hidden, seed=agent_seed)
         learner = Reinforce(agent, lr=s.lr)
-        run = _EpisodeRunner(oracle, x, label, target, self.untargeted, self.targeted, candidates, generator)
+        make = _Episodes(x, label, target, self.untargeted, self.targeted, candidates)
+        mask_gen = _child(_child_seed(generator), "cpu")
         feats = features.float().cpu()
         best: tuple[float, int, EpisodeResult, Tensor] | None = None
         episodes: list[dict] = []
         epochs: list[dict] = []
         for epoch in range(s.epochs):
+            cap = oracle.remaining if s.episode_queries is None else min(s.episode_queries, oracle.remaining)
+            if cap < make.step_cost:
+                break
             with torch.no_grad():
                 p = agent(feats)
+            masks = [sample_actions(p, mask_gen) for _ in range(s.episodes)]
+            gens = [_child(_child_seed(generator), x.device) for _ in masks]
+            results = run_lockstep(oracle, [make(m, cap, g) for m, g in zip(masks, gens)])
             batch = []
-            for _ in range(s.episodes):
-                cap = oracle.remaining if s.episode_queries is None else min(s.episode_queries, oracle.remaining)
-                if cap < _step_cost(run):
-                    break
-                mask = sample_actions(p, generator)
-                res = run(mask, cap)
+            for mask, res in zip(masks, results):
+                if res.queries == 0:  # the budget ran out before this episode could start
+                    continue
                 map255 = mean_absolute_perturbation(res.x_adv, x) if res.success else None
                 r_att = attack_reward((map255 or 0.0) / 255.0, res.queries, res.success,
                                       q_full=self.q_full, q_half=self.q_half)
@@ -166,8 +188,8 @@ class DenseAttack:
         t0 = time.time()
         clean_label = _first_look(oracle, x)
         mask = torch.ones(x.shape[0], dtype=torch.bool)
-        run = _EpisodeRunner(oracle, x, label, target, self.untargeted, self.targeted, candidates, generator)
-        res = run(mask, oracle.remaining)
+        make = _Episodes(x, label, target, self.untargeted, self.targeted, candidates)
+        res = run_alone(oracle, make(mask, oracle.remaining, generator))
         map255 = mean_absolute_perturbation(res.x_adv, x) if res.success else None
         episode = {"epoch": 0, "episode": 0, "frames": list(range(x.shape[0])), "success": res.success,
                    "queries": res.queries, "map": map255, "iterations": res.iterations}
