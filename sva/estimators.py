@@ -251,6 +251,7 @@ class NES(GradientEstimator):
         self._tmp: Tensor | None = None
         self._probes: Tensor | None = None
         self._generation = 0
+        self._filled: tuple[Tensor, Tensor, Tensor] | None = None  # (buffer, mask, unmasked frames)
 
     @property
     def queries_per_estimate(self) -> int:
@@ -258,6 +259,18 @@ class NES(GradientEstimator):
 
     def __repr__(self) -> str:
         return f"NES(population={self.population}, sigma={self.sigma})"
+
+    def _fill_unmasked(self, probes: Tensor, x: Tensor, mask: Tensor) -> None:
+        """Make every probe equal ``x`` off the mask. Skipped when the buffer already
+        holds exactly these unmasked frames (an FGSM episode never changes them), which
+        saves writing ``population`` whole videos per estimate."""
+        rest = (~mask).nonzero().squeeze(1).to(x.device)
+        f = self._filled
+        if (f is not None and f[0] is probes and torch.equal(f[1], mask)
+                and torch.equal(f[2], x.index_select(0, rest))):
+            return
+        probes.copy_(x.expand_as(probes))
+        self._filled = (probes, mask.clone(), x.index_select(0, rest))
 
     def _buffers(self, x: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
         """(noise (h, k, 3, H, W), scratch of the same shape, probes (n, T, 3, H, W)), reused."""
@@ -295,7 +308,7 @@ class NES(GradientEstimator):
         noise.normal_(generator=generator)
 
         x_sel = x.index_select(0, idx)  # (k, 3, H, W)
-        probes.copy_(x.expand_as(probes))
+        self._fill_unmasked(probes, x, mask)
         torch.add(x_sel, noise, alpha=sigma, out=tmp).clamp_(0.0, 1.0)  # (h, k, 3, H, W)
         probes[:h].index_copy_(1, idx, tmp)
         torch.sub(x_sel, noise, alpha=sigma, out=tmp).clamp_(0.0, 1.0)

@@ -200,6 +200,24 @@ def test_stale_probe_access_raises():
         nes.estimate(oracle, interior_video(), MASK, untargeted_objective(0), gen()).probe(4)
 
 
+def test_reused_probe_buffer_always_holds_the_current_unmasked_frames():
+    model = Recorder()
+    oracle = Oracle(model, budget=1000, batch_size=8)
+    nes = NES(population=8, sigma=1e-2)
+    x1 = interior_video(1)
+    x2 = x1.clone()
+    x2[MASK] = interior_video(2)[MASK]  # only masked frames change: the fill is skipped
+    x3 = x2.clone()
+    x3[1] += 0.01  # an unmasked frame changes: it must be refilled
+    other = torch.tensor([False, True, True, False])
+    for x, mask in ((x1, MASK), (x2, MASK), (x3, MASK), (x3, other), (x1, MASK)):
+        model.seen.clear()
+        nes.estimate(oracle, x, mask, untargeted_objective(0), gen())
+        probes = torch.cat(model.seen)
+        assert torch.equal(probes[:, ~mask], x[~mask].expand(8, -1, -1, -1, -1))
+        assert bool((probes[:, mask] != x[mask]).any(dim=0).all())
+
+
 def test_buffers_are_reused_across_calls():
     oracle = Oracle(Recorder(), budget=1000)
     nes = NES(population=8)

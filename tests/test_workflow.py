@@ -152,6 +152,7 @@ def test_attack_records_and_tables(project):
     for r in records:
         assert r["queries"] <= r["budget"] == 1500
         assert r["queries"] == sum(r["queries_by_phase"].values())
+        assert 0 < r["peak_rss_mib"] < 2048  # one attack job stays under the 2 GiB target
         video_dir = next(folder.glob(f"results/attacks/untargeted/tiny/c3d/sva/shard*/videos/{r['video_id']}.npz"))
         assert video_dir.with_suffix(".png").is_file()
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")

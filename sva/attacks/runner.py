@@ -120,6 +120,15 @@ def attack_video(
     return record, outcome
 
 
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 def assign_shard(video_ids: list, shards: int, shard: int) -> list:
     """Deterministic round-robin: position ``i`` of the sorted ids goes to ``i % shards``."""
     if not 0 <= shard < shards:
@@ -168,7 +177,7 @@ def run_shard(
                                        (dataset, victim, method, mode, video_id), device)
         record = {"dataset": dataset, "victim": victim, "video_id": video_id, "idx": idx, "shard": shard,
                   "seed": cfg.seed, "config_hash": chash, **fields, "job_seconds": time.time() - t0,
-                  "device": str(device)}
+                  "device": str(device), "peak_rss_mib": _peak_rss_mib()}
         adv_path = out_dir / "videos" / f"{video_id}.npz"
         png_path = out_dir / "videos" / f"{video_id}.png"
         with atomic.atomic_path(adv_path) as tmp:
