@@ -171,7 +171,7 @@ def run_shard(
             gen = np.random.default_rng(derive_seed(cfg.seed, "candidates", dataset, video_id))
             pick = gen.permutation(pool)[: cfg.attacks.targeted.init_candidates]
             candidates = torch.stack([store.as_float(int(i)) for i in pick]).to(device)
-        feats = torch.from_numpy(np.asarray(features[idx], dtype=np.float32))
+        feats = torch.from_numpy(np.array(features[idx], dtype=np.float32))  # a writable copy
         t0 = time.time()
         fields, outcome = attack_video(cfg, method, mode, model, x, int(row["label"]), target, feats, candidates,
                                        (dataset, victim, method, mode, video_id), device)
