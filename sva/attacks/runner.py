@@ -81,10 +81,17 @@ def oracle_budget(cfg: AttacksCfg, method: str, mode: str) -> int:
     return b
 
 
+#: attack settings that choose *which* jobs run, not what one video's attack does
+_NOT_OUTCOME = ("methods", "modes", "shards")
+
+
 def config_hash(cfg: Config, *keys: object) -> str:
     """A short hash of what determines an attack's outcome (records made under another
-    configuration are recomputed, never reused)."""
-    text = json.dumps([cfg.seed, cfg.attacks.model_dump(mode="json"), [str(k) for k in keys]], sort_keys=True)
+    configuration are recomputed, never reused). Settings that only choose which jobs
+    run (methods, modes, the shard count) are left out, so adding the targeted mode or
+    re-sharding keeps every finished video."""
+    attacks = cfg.attacks.model_dump(mode="json", exclude=set(_NOT_OUTCOME))
+    text = json.dumps([cfg.seed, attacks, [str(k) for k in keys]], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
