@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from sva.attacks.fgsm import SparseFGSM, TargetedSchedule, TargetedSparseFGSM

@@ -117,9 +117,12 @@ def test_targeted_sva_uses_candidates_and_counts_init_queries():
         candidates=cands)
     assert oracle.used_by_phase["init"] >= 1 + 2  # first look + at least one splice per episode
     assert out.queries == oracle.used
-    if out.success:
-        assert int(model(out.x_adv[None]).argmax()) == target
-        assert float((out.x_adv - x).abs().max()) <= 0.05 + 1e-7
+    assert out.success
+    assert int(model(out.x_adv[None]).argmax()) == target
+    assert float((out.x_adv - x).abs().max()) <= 0.05 + 1e-7
+    for e in out.episodes:  # the log says where ε-shrinking stopped and with which steps
+        assert e["success"] == (e["eps_final"] <= 0.05 + 1e-12)
+        assert "alpha_final" in e or e.get("init") == "failed"
 
 
 def test_config_hash_ignores_job_selection_but_not_attack_settings():

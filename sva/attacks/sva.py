@@ -76,6 +76,13 @@ def _child(seed: int, device: torch.device | str) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def _episode_extras(res: EpisodeResult) -> dict:
+    """What an episode log records beyond success/queries/MAP: FGSM steps, the L∞ radius
+    reached (targeted: where ε-shrinking stopped) and the attack's own notes (e.g. the
+    targeted step sizes it ended with)."""
+    return {"iterations": res.iterations, "eps_final": res.eps_final, **res.log}
+
+
 class _Episodes:
     """Builds one attack episode (untargeted, or targeted with its start) on a mask."""
 
@@ -153,7 +160,7 @@ class SVA:
                 idx = len(episodes)
                 episodes.append({"epoch": epoch, "episode": idx, "frames": mask.nonzero().flatten().tolist(),
                                  "success": res.success, "queries": res.queries, "map": map255,
-                                 "r_attack": r_att, "reward": reward, "iterations": res.iterations})
+                                 "r_attack": r_att, "reward": reward, **_episode_extras(res)})
                 batch.append((mask, reward))
                 if res.success and (best is None or map255 < best[0]):
                     best = (map255, idx, res, mask)
@@ -192,6 +199,6 @@ class DenseAttack:
         res = run_alone(oracle, make(mask, oracle.remaining, generator))
         map255 = mean_absolute_perturbation(res.x_adv, x) if res.success else None
         episode = {"epoch": 0, "episode": 0, "frames": list(range(x.shape[0])), "success": res.success,
-                   "queries": res.queries, "map": map255, "iterations": res.iterations}
+                   "queries": res.queries, "map": map255, **_episode_extras(res)}
         best = (map255, 0, res, mask) if res.success else None
         return SVA._outcome(oracle, x, clean_label, best, [episode], [], t0)
