@@ -1,6 +1,8 @@
 """The sparse FGSM + NES attack on a frame mask (paper §3.1, Algorithm 2).
 
-One call attacks one video on one mask (one *episode* of SVA). The mask is a bool
+One call attacks one video on one mask (one *episode* of SVA); ``episode()`` is the
+same attack as a generator for :mod:`sva.lockstep`, which is how SVA runs the N
+episodes of an epoch side by side (``__call__`` drives it alone). The mask is a bool
 ``(T,)``; the gradient estimate is zero off the mask (NES draws noise only there), and
 ``sign(0) = 0``, so unmasked frames are never changed: the adversarial video is exactly
 as sparse as the mask.
