@@ -20,6 +20,18 @@ def test_paper_config_switches_to_real_datasets(repo):
     assert cfg.datasets["hmdb51"].attack_set_size == 50
 
 
+def test_every_shipped_override_validates(repo):
+    files = sorted((repo / "config").glob("*.yaml"))
+    assert len(files) >= 3
+    for f in files:
+        load_config(repo / "params.yaml", f)
+    targeted = load_config(repo / "params.yaml", repo / "config" / "targeted.yaml")
+    assert targeted.attacks.modes == ["untargeted", "targeted"]
+    study = load_config(repo / "params.yaml", repo / "config" / "study_long_episodes.yaml")
+    assert (study.attacks.sva.epochs, study.attacks.sva.episode_queries_untargeted) == (1, 6000)
+    assert study.attacks.sva.episodes == 5  # nested keys merge, the rest stays
+
+
 def _default(repo):
     return yaml.safe_load((repo / "params.yaml").read_text())
 
