@@ -264,13 +264,12 @@ class NES(GradientEstimator):
         """Make every probe equal ``x`` off the mask. Skipped when the buffer already
         holds exactly these unmasked frames (an FGSM episode never changes them), which
         saves writing ``population`` whole videos per estimate."""
-        rest = (~mask).nonzero().squeeze(1).to(x.device)
+        x_rest = x.index_select(0, (~mask).nonzero().squeeze(1).to(x.device))
         f = self._filled
-        if (f is not None and f[0] is probes and torch.equal(f[1], mask)
-                and torch.equal(f[2], x.index_select(0, rest))):
+        if f is not None and f[0] is probes and torch.equal(f[1], mask) and torch.equal(f[2], x_rest):
             return
         probes.copy_(x.expand_as(probes))
-        self._filled = (probes, mask.clone(), x.index_select(0, rest))
+        self._filled = (probes, mask.clone(), x_rest)
 
     def _buffers(self, x: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
         """(noise (h, k, 3, H, W), scratch of the same shape, probes (n, T, 3, H, W)), reused."""

@@ -8,9 +8,10 @@ episode's result.
 
 :func:`run_lockstep` drives ``N`` such episodes in rounds: each round it collects the
 pending ask of every unfinished episode, merges the asks of one phase into as few
-oracle calls as fill whole batches (:func:`_calls`) and hands every episode its rows of the answer. Every video is still one
-counted query, each episode's own count is exactly what it would be alone, and the
-victim sees full batches instead of the one-video checks that end every FGSM step.
+oracle calls as fill whole batches (:func:`_calls`) and hands every episode its rows
+of the answer. Every video is still one counted query, each episode's own count is
+exactly what it would be alone, and the victim sees full batches instead of the
+one-video checks that end every FGSM step.
 :func:`run_alone` drives one episode the same way.
 
 Budget: an ask with ``reserve = r`` declares that the episode needs ``r`` more queries
@@ -86,8 +87,9 @@ def run_lockstep(oracle: Oracle, episodes: Sequence[Episode]) -> list:
 
     Each round: every unfinished episode has one pending :class:`Ask`; reservations are
     granted in episode order (see the module docstring), then the asks of each phase
-    (phases in order of first appearance) go to the oracle as one call, and each
-    episode is sent its rows. Deterministic for a given input.
+    (phases in order of first appearance) go to the oracle in as few calls as fill
+    whole batches (:func:`_calls`), and each episode is sent its rows. Deterministic
+    for a given input.
     """
     slots = [_Slot(g) for g in episodes]
     for s in slots:
