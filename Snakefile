@@ -1,6 +1,7 @@
 # SVA workbench pipeline: download → snippets → features / victims (Table 1) → attack
-# sets → sharded attacks → Tables 3 and 4.
-# Rules live in workflow/rules/*.smk, logic in the `sva` package; see README.md.
+# sets → sharded attacks → Tables 3 and 4 → docs/results.md.
+# Rules live in workflow/rules/*.smk, logic in the `sva` package; see README.md and
+# docs/design.md ("Results never go stale": every rule gets `params: key`).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -9,22 +10,26 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/victims.smk"
 include: "workflow/rules/attack_set.smk"
 include: "workflow/rules/attacks.smk"
+include: "workflow/rules/results_doc.smk"
 
 
 rule all:
     default_target: True
     input:
         "results/table1.csv",
-        "results/table3.csv",
-        ["results/table4.csv"] if "targeted" in CFG.attacks.modes else [],
+        expand("results/{table}.csv", table=result_tables()),
         expand("results/attack_sets/{dataset}.csv", dataset=DATASETS),
         expand("data/features/{dataset}/features.npy", dataset=DATASETS),
+        "docs/results.md",
 
 
 rule data:

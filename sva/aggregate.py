@@ -1,7 +1,7 @@
 """Per-video records → the paper's tables (FR, Q, MAP, S per row).
 
 FR = successes / attacked videos; MAP, S and Q are averaged over the successes
-(DESIGN.md). Success is the evaluator's float check; ``FR_uint8`` repeats it after
+(``docs/design.md``). Success is the evaluator's float check; ``FR_uint8`` repeats it after
 rounding the adversarial videos to uint8.
 """
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from sva.errors import UserError
 
 #: SVA rows of the paper's Table 3 (untargeted) and Table 4 (targeted):
 #: (kind, victim, mode) → (MAP, S %, Q, FR %)
@@ -30,13 +32,74 @@ COLUMNS = ["dataset", "victim", "method", "MAP", "S (%)", "Q", "FR (%)", "Q best
            "videos", "paper MAP", "paper S (%)", "paper Q", "paper FR (%)"]
 
 
+class RecordError(UserError):
+    """Records that must not be aggregated: duplicated, foreign or missing videos."""
+
+
+KEY = ["dataset", "victim", "method", "mode", "video_id"]
+
+
 def load_records(paths: list[str | Path]) -> pd.DataFrame:
-    """Records from shard files (each a JSON list) or single-record JSON files."""
+    """Records from shard files (each a JSON list) or single-record JSON files.
+
+    Each row keeps the file it came from in ``source``."""
     rows: list[dict] = []
     for path in paths:
-        data = json.loads(Path(path).read_text())
-        rows.extend(data if isinstance(data, list) else [data])
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise RecordError(f"{path}: cannot read attack records: {err}") from None
+        for rec in data if isinstance(data, list) else [data]:
+            rows.append({**rec, "source": str(path)})
     return pd.DataFrame(rows)
+
+
+def check_records(records: pd.DataFrame, attack_sets: dict[str, pd.DataFrame],
+                  victim_sha256: dict[tuple[str, str], str] | None = None) -> None:
+    """Refuse what must not be aggregated; raise :class:`RecordError` naming the files.
+
+    * one record per (dataset, victim, method, mode, video): no duplicates;
+    * every record's video is in the current attack set of its dataset, with the same
+      label (and target, targeted), and every attack-set video has a record;
+    * ``victim_sha256`` ((dataset, victim) → sha256 of the current checkpoint): every
+      record was made against that checkpoint.
+    """
+    if records.empty:
+        return
+    dup = records[records.duplicated(KEY, keep=False)]
+    if len(dup):
+        first = dup.iloc[0]
+        files = sorted(set(dup[(dup[KEY] == first[KEY]).all(axis=1)]["source"]))
+        raise RecordError(f"{len(dup)} records are duplicates, e.g. video {first['video_id']} "
+                          f"({first['dataset']}/{first['victim']} {first['method']} {first['mode']}) "
+                          f"in {', '.join(files)}; rerun the attack shards")
+    for (dataset, victim, method, mode), g in records.groupby(KEY[:4], sort=True):
+        where = ", ".join(sorted(set(g["source"])))
+        aset = attack_sets.get(dataset)
+        if aset is None:
+            raise RecordError(f"{where}: records of dataset {dataset!r}, which has no attack set here")
+        expected = aset.set_index("video_id")
+        foreign = sorted(set(map(str, g["video_id"])) - set(map(str, expected.index)))
+        if foreign:
+            raise RecordError(f"{where}: videos {', '.join(foreign[:5])} are not in the current attack set of "
+                              f"{dataset!r}; rerun the attack shards")
+        missing = sorted(set(map(str, expected.index)) - set(map(str, g["video_id"])))
+        if missing:
+            raise RecordError(f"{where}: no record for attack-set videos {', '.join(missing[:5])} "
+                              f"({dataset}/{victim} {method} {mode})")
+        exp = expected.loc[g["video_id"].astype(str)]
+        col = "target_label" if mode == "targeted" else "label"
+        got = g["target"] if mode == "targeted" else g["label"]
+        bad = g["video_id"][got.to_numpy() != exp[col].to_numpy()].tolist()
+        if bad:
+            raise RecordError(f"{where}: videos {', '.join(map(str, bad[:5]))} carry another {col} than the "
+                              f"current attack set; rerun the attack shards")
+        want = (victim_sha256 or {}).get((dataset, victim))
+        if want is not None:
+            stale = g[g.get("victim_sha256", pd.Series(index=g.index, dtype=object)) != want]
+            if len(stale):
+                raise RecordError(f"{', '.join(sorted(set(stale['source'])))}: {len(stale)} records were made "
+                                  f"against another {victim} checkpoint than the current one; rerun the attack shards")
 
 
 def summarize(records: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.DataFrame:
@@ -74,3 +137,17 @@ def table_for_mode(summary: pd.DataFrame, mode: str) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     part = summary[summary["mode"] == mode]
     return part[COLUMNS].reset_index(drop=True)
+
+
+def table_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """A table's numbers as flat ``{"<dataset>.<victim>.<method>.<column>": value}``
+    (JSON for ``dvc metrics``); NaN cells (no success) are left out."""
+    out: dict[str, float] = {}
+    for r in table.to_dict("records"):
+        key = f"{r['dataset']}.{r['victim']}.{r['method']}"
+        for name, col in (("MAP", "MAP"), ("S", "S (%)"), ("Q", "Q"), ("FR", "FR (%)"),
+                          ("Q_best_episode", "Q best episode"), ("FR_uint8", "FR uint8 (%)"), ("videos", "videos")):
+            value = r.get(col)
+            if value is not None and pd.notna(value):
+                out[f"{key}.{name}"] = float(value)
+    return out

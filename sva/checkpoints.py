@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from sva.atomic import atomic_path
+from sva.errors import UserError
 from sva.models import build_from_arch
 
 CHECKPOINT_VERSION = 1
@@ -62,20 +63,43 @@ def save_victim(
     return path
 
 
-def load_victim(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+class CheckpointError(UserError, ValueError):
+    """A victim checkpoint is missing, unreadable, corrupted or of the wrong victim."""
+
+
+def load_victim(
+    path: str | Path, device: torch.device | str = "cpu", *, expect: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint (``weights_only=True``); return (model in eval mode, info).
 
     ``info`` holds ``name``, ``arch``, ``num_classes``, ``input_hw`` (tuple),
-    ``num_frames`` and ``meta``.
+    ``num_frames`` and ``meta``. ``expect``: the victim the caller asked for
+    (``c3d``/``lrcn``); a checkpoint of another architecture is refused. Every failure
+    is a :class:`CheckpointError` of one line naming the file.
     """
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: victim checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, garbage bytes, pickle refused, ...
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: cannot read the victim checkpoint (corrupted or not a checkpoint: "
+                              f"{reason}); delete it and rerun to retrain") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "sva-victim":
-        raise ValueError(f"{path}: not an sva victim checkpoint")
+        raise CheckpointError(f"{path}: not an sva victim checkpoint")
     if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {ckpt.get('version')} != {CHECKPOINT_VERSION}")
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} != {CHECKPOINT_VERSION}")
+    if expect is not None and ckpt.get("name") != expect:
+        raise CheckpointError(f"{path}: holds a {ckpt.get('name')!r} victim, but {expect!r} was asked for "
+                              "(a checkpoint copied over another?); delete it and rerun to retrain")
     input_hw = (int(ckpt["input_hw"][0]), int(ckpt["input_hw"][1]))
     model = build_from_arch(ckpt["name"], ckpt["arch"], ckpt["num_classes"], input_hw, ckpt["num_frames"])
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the {ckpt['name']} architecture it declares: "
+                              f"{str(err).splitlines()[0]}") from None
     model.to(device).eval()
     info = {k: ckpt[k] for k in ("name", "arch", "num_classes", "num_frames", "meta")}
     info["input_hw"] = input_hw

@@ -2,7 +2,11 @@
 (merged in order, like Snakemake's ``--configfile``) and prints the result as YAML;
 ``sva summary RECORD_OR_SHARD.json ...`` prints the table rows built from records;
 ``sva window-coverage --windows windows.csv RECORDS ...`` relates episode success to
-the class window (synthetic data, :mod:`sva.analysis`)."""
+the class window (synthetic data, :mod:`sva.analysis`); ``sva track`` logs to MLflow
+every attack record that is missing there (after an outage), idempotently.
+
+A user error (bad config, unreadable or inconsistent record files) prints one line and
+exits with status 2, without a traceback."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ import sys
 
 import yaml
 
-from sva.config import ConfigError, load_config
+from sva.config import load_config
+from sva.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,15 +30,41 @@ def main(argv: list[str] | None = None) -> int:
                            help="episode success by how many frames of the class window the mask hit (synthetic)")
     cover.add_argument("--windows", required=True, help="data/raw/<dataset>/windows.csv")
     cover.add_argument("files", nargs="+")
+    track = sub.add_parser("track", help="log to MLflow every attack record missing there (idempotent)")
+    track.add_argument("--config", action="append",
+                       help="config file giving tracking.experiment_prefix and the attack settings; repeat to "
+                            "merge overrides (default: params.yaml)")
+    track.add_argument("files", nargs="*",
+                       help="per-video records (default: results/attacks/*/*/*/*/videos/*.json)")
     args = ap.parse_args(argv)
+    try:
+        return _run(args)
+    except UserError as err:
+        print(f"sva {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
     if args.command == "check-config":
-        try:
-            cfg = load_config(*args.files)
-        except ConfigError as err:
-            print(err, file=sys.stderr)
-            return 2
+        cfg = load_config(*args.files)
         print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
         return 0
+    if args.command == "track":
+        import glob
+        import logging
+
+        from sva import tracking
+        from sva.logs import FORMAT
+        from sva.provenance import attack_settings
+
+        logging.basicConfig(level=logging.INFO, format=FORMAT)
+        cfg = load_config(*(args.config or ["params.yaml"]))
+        files = args.files or sorted(glob.glob("results/attacks/*/*/*/*/videos/*.json"))
+        counts = tracking.sync_records(cfg.tracking.experiment_prefix, files,
+                                       params={"attacks": attack_settings(cfg)})
+        print(f"{counts['logged']} records logged, {counts['present']} already in MLflow, "
+              f"{counts['failed']} failed ({tracking.tracking_uri()})")
+        return 1 if counts["failed"] else 0
     from sva.aggregate import load_records, summarize
 
     if args.command == "window-coverage":

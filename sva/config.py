@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from sva.errors import UserError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file is missing, unreadable or invalid."""
 
 
@@ -195,6 +196,34 @@ class AttacksCfg(_Strict):
     targeted: TargetedCfg = TargetedCfg()
     sva: SVACfg = SVACfg()
 
+    def min_budget(self, mode: str) -> int:
+        """The fewest queries that let one attack step finish in ``mode``: the first look
+        at the clean video, (targeted) the start's candidate checks, the NES probes and
+        the step's check(s) (see ``docs/attacks.md``)."""
+        if mode == "untargeted":
+            return 1 + self.nes.population + 1
+        return 1 + self.targeted.init_candidates + self.nes.population + 2
+
+    @model_validator(mode="after")
+    def _budgets_workable(self) -> "AttacksCfg":
+        problems = []
+        for mode in ("untargeted", "targeted"):
+            need = self.min_budget(mode)
+            have = getattr(self, f"budget_{mode}")
+            if have < need:
+                problems.append(f"budget_{mode}: {have} queries cannot finish one attack step; the smallest "
+                                f"workable budget is {need} (1 first look"
+                                + (f" + {self.targeted.init_candidates} start candidates" if mode == "targeted" else "")
+                                + f" + {self.nes.population} NES probes + {1 if mode == 'untargeted' else 2} "
+                                "check)")
+            cap = getattr(self.sva, f"episode_queries_{mode}")
+            if cap is not None and cap < need - 1:
+                problems.append(f"sva.episode_queries_{mode}: {cap} queries cannot finish one attack step; "
+                                f"the smallest workable episode cap is {need - 1}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class TrackingCfg(_Strict):
     experiment_prefix: str = "sva"
@@ -232,7 +261,8 @@ def _format_errors(source: str, err: ValidationError) -> str:
         else:
             value = e.get("input")
             shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
-            lines.append(f"{source}: {loc}: {e['msg']}{shown}")
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: {loc}: {msg}{shown}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

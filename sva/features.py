@@ -40,6 +40,7 @@ from sva.config import FeatureCfg
 from sva.data.snippets import SnippetStore, load_snippets
 from sva.devices import pick_device
 from sva.seeding import derive_seed
+from sva.logs import bars_off
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def _extract(store, cfg, seed, device, progress, out) -> tuple[np.ndarray, str]:
     mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=dev).view(1, 3, 1, 1)
     bs = cfg.batch_size
-    with torch.inference_mode(), tqdm(total=n * t, desc="features", unit="frame", disable=not progress) as bar:
+    with torch.inference_mode(), tqdm(total=n * t, desc="features", unit="frame", disable=not progress or bars_off()) as bar:
         for start in range(0, n * t, bs):
             stop = min(n * t, start + bs)
             x = torch.from_numpy(np.array(flat[start:stop])).to(dev)  # copy: the memmap is read-only

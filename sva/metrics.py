@@ -1,4 +1,4 @@
-"""The paper's per-video metrics, exactly as DESIGN.md defines them.
+"""The paper's per-video metrics, exactly as docs/design.md defines them.
 
 Videos are float32 ``(T, 3, H, W)`` in [0, 1] (attack space).
 """

@@ -18,6 +18,7 @@ import pandas as pd
 from sva import atomic, tracking
 from sva.config import Config
 from sva.devices import keep_cpu_memory, pick_device
+from sva.provenance import attack_settings, file_sha256
 from sva.seeding import derive_seed, numpy_rng
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,14 @@ def _split_arrays(store, split: str):
     return store.frames[idx] if len(idx) else store.frames[:0], store.labels[idx]
 
 
+def _log_epoch(run, dataset: str, model: str, epochs: int, epoch: int, m: dict) -> None:
+    """One log line and one MLflow step per training epoch."""
+    log.info("%s/%s epoch %d/%d: loss %.4f, train acc %.2f%%, test acc %.2f%%, lr %.2g, %.1fs",
+             dataset, model, epoch, epochs, m["train_loss"], 100 * m["train_acc"], 100 * m["test_acc"],
+             m["lr"], m["epoch_seconds"])
+    run.log_metrics(m, step=epoch)
+
+
 def train_victim(
     cfg: Config, dataset: str, model: str, snippets_dir: Path, ckpt_path: Path,
     metrics_path: Path, root: Path = Path("."), threads: int | None = None,
@@ -119,7 +128,7 @@ def train_victim(
                         "n_train": len(train_y), "n_test": len(test_y), "device": str(device)})
         result = fit(
             net, train_x, train_y, test_x, test_y, arch.train, seed, device,
-            on_epoch=lambda epoch, m: run.log_metrics(m, step=epoch),
+            on_epoch=lambda epoch, m: _log_epoch(run, dataset, model, arch.train.epochs, epoch, m),
         )
         wall = time.time() - start
         test_acc = float(result["test_acc"])
@@ -142,8 +151,11 @@ def train_victim(
     return summary
 
 
-def table1(cfg: Config, metrics_paths: list[Path], out_csv: Path, root: Path = Path(".")) -> pd.DataFrame:
-    """Victim test accuracy per (dataset, model), the paper's value beside ours."""
+def table1(cfg: Config, metrics_paths: list[Path], out_csv: Path, root: Path = Path("."),
+           out_metrics: Path | None = None) -> pd.DataFrame:
+    """Victim test accuracy per (dataset, model), the paper's value beside ours.
+
+    ``out_metrics``: the accuracies as flat JSON for ``dvc metrics``."""
     rows = []
     for path in metrics_paths:
         m = json.loads(Path(path).read_text())
@@ -156,6 +168,9 @@ def table1(cfg: Config, metrics_paths: list[Path], out_csv: Path, root: Path = P
         })
     frame = pd.DataFrame(rows).sort_values(["dataset", "model"]).reset_index(drop=True)
     atomic.write_csv(out_csv, frame)
+    if out_metrics is not None:
+        atomic.write_json(out_metrics, {f"{r['dataset']}.{r['model']}.test_accuracy": r["test_accuracy"]
+                                        for r in rows})
     with tracking.start_run(cfg.tracking.experiment_prefix, "tables", "table1", {"table": "table1"}, root) as run:
         for r in rows:
             run.log_metrics({f"{r['dataset']}.{r['model']}.test_accuracy": r["test_accuracy"]})
@@ -183,7 +198,7 @@ def attack_set(
     labels = store.labels[test_idx]
     correct = np.ones(len(test_idx), dtype=bool)
     for path in ckpt_paths:
-        model, _info = load_victim(path, device)
+        model, _info = load_victim(path, device, expect=Path(path).stem)
         pred = predict(model, store.frames[test_idx], 64, device)
         correct &= pred == labels
         log.info("%s: %d/%d test videos correct", path, int((pred == labels).sum()), len(labels))
@@ -237,29 +252,22 @@ def attack_shard(
         device = pick_device(cfg.device)
         store = load_snippets(Path(snippets_dir))
         feats = np.load(features_path, mmap_mode="r")
-        model, _info = load_victim(ckpt_path, device)
+        model, _info = load_victim(ckpt_path, device, expect=victim)
         aset = pd.read_csv(attack_set_csv)
         prefix = cfg.tracking.experiment_prefix
 
-        def log_run(record: dict, png: Path, rec_path: Path) -> None:
-            tags = {"dataset": dataset, "victim": victim, "method": method, "mode": mode,
-                    "video": record["video_id"], "shard": shard}
-            name = f"{dataset}-{victim}-{method}-{mode}-{record['video_id']}"
-            with tracking.start_run(prefix, "attacks", name, tags, root) as run:
-                run.log_params({"seed": cfg.seed, "attacks": cfg.attacks.model_dump(mode="json"),
-                                "config_hash": record["config_hash"]})
-                run.log_metrics({k: float(record[k]) for k in
-                                 ("success", "success_uint8", "map", "sparsity", "queries", "linf", "wall_seconds")})
-                if record["queries_best_episode"] is not None:
-                    run.log_metrics({"queries_best_episode": record["queries_best_episode"]})
-                for step, value in enumerate(record["reward_trace"]):
-                    run.log_metrics({"reward_mean": value}, step=step)
-                run.log_artifact(png)
-                run.log_artifact(rec_path)
+        settings = {"attacks": attack_settings(cfg)}
 
-        out_dir = Path(out_json).parent / f"shard{shard}"
+        def log_run(record: dict, png: Path, rec_path: Path) -> None:
+            # never raises: a tracking failure is one warning, the attacks go on
+            tracking.log_attack_record(prefix, {**record, "params": settings}, rec_path, png, root)
+
+        victim_sha = file_sha256(ckpt_path)
+        log.info("%s/%s %s %s shard %d/%d: victim %s (sha256 %s), device %s", dataset, victim, method, mode,
+                 shard, cfg.attacks.shards, ckpt_path, victim_sha[:16], device)
+        out_dir = Path(out_json).parent  # shared by every shard: re-sharding reuses finished videos
         records = run_shard(cfg, dataset, victim, method, mode, shard, aset, store, feats, model, device,
-                            out_dir, on_record=log_run)
+                            out_dir, victim_sha, on_record=log_run)
         atomic.write_json(out_json, records)
         return records
     finally:
@@ -267,15 +275,27 @@ def attack_shard(
 
 
 def attack_table(cfg: Config, mode: str, shard_paths: list[Path], out_csv: Path, out_png: Path,
-                 root: Path = Path(".")) -> pd.DataFrame:
-    """Table 3 (untargeted) or Table 4 (targeted) from the shard records, plus a figure."""
-    from sva.aggregate import load_records, summarize, table_for_mode
+                 root: Path = Path("."), attack_set_csvs: list[Path] | None = None,
+                 ckpt_paths: list[Path] | None = None, out_metrics: Path | None = None) -> pd.DataFrame:
+    """Table 3 (untargeted) or Table 4 (targeted) from the shard records, plus a figure.
+
+    Refuses duplicate or foreign records (:func:`sva.aggregate.check_records`) against
+    the attack sets (``results/attack_sets/<dataset>.csv``) and the victim checkpoints
+    (``results/victims/<dataset>/<victim>.pt``) given. ``out_metrics``: the table's
+    numbers as flat JSON (``dvc metrics diff`` compares two runs)."""
+    from sva.aggregate import check_records, load_records, summarize, table_for_mode, table_metrics
     from sva.plots import attack_table_figure
 
     records = load_records(shard_paths)
+    sets = {Path(p).stem: pd.read_csv(p, dtype={"video_id": str}) for p in attack_set_csvs or []}
+    shas = {(Path(p).parent.name, Path(p).stem): file_sha256(p) for p in ckpt_paths or []}
+    if attack_set_csvs is not None:
+        check_records(records, sets, shas)
     kinds = {name: ds.kind for name, ds in cfg.datasets.items()}
     table = table_for_mode(summarize(records, kinds), mode)
     atomic.write_csv(out_csv, table)
+    if out_metrics is not None:
+        atomic.write_json(out_metrics, table_metrics(table))
     attack_table_figure(table, out_png, f"{mode} attacks")
     number = "table3" if mode == "untargeted" else "table4"
     with tracking.start_run(cfg.tracking.experiment_prefix, "tables", number, {"table": number, "mode": mode},

@@ -20,6 +20,7 @@ from torch import nn
 
 from sva.config import TrainCfg
 from sva.seeding import derive_seed
+from sva.logs import bars_off
 
 
 def to_video_batch(x_uint8: np.ndarray, device: torch.device | str) -> torch.Tensor:
@@ -108,7 +109,7 @@ def train_victim(
     t_start = time.perf_counter()
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(derive_seed(seed, "victim_train", "torch"))
-        bar = tqdm(total=cfg.epochs * n_batches, desc="train", unit="batch", disable=not progress)
+        bar = tqdm(total=cfg.epochs * n_batches, desc="train", unit="batch", disable=not progress or bars_off())
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             lr = opt.param_groups[0]["lr"]

@@ -38,3 +38,44 @@ def test_empty_and_other_mode():
     summary = summarize(frame)
     assert table_for_mode(summary, "untargeted").empty
     assert len(table_for_mode(summary, "targeted")) == 1
+
+
+def _aset(*videos, label=0):
+    return pd.DataFrame({"idx": range(len(videos)), "video_id": list(videos), "label": [label] * len(videos),
+                         "target_label": [1] * len(videos)})
+
+
+def _write(path, recs):
+    path.write_text(json.dumps(recs))
+    return path
+
+
+def test_duplicate_records_are_refused_naming_the_files(tmp_path):
+    import pytest
+
+    from sva.aggregate import RecordError, check_records
+
+    a = {**_rec("a", "sva", True, 2.0, 0.5, 1000, 200), "label": 0}
+    b = {**_rec("b", "sva", True, 2.0, 0.5, 1000, 200), "label": 0}
+    frame = load_records([_write(tmp_path / "shard0.json", [a, b]), _write(tmp_path / "shard2.json", [b])])
+    with pytest.raises(RecordError, match=r"video b .* in .*shard0\.json, .*shard2\.json"):
+        check_records(frame, {"ucf": _aset("a", "b")})
+
+
+def test_foreign_missing_and_relabelled_records_are_refused(tmp_path):
+    import pytest
+
+    from sva.aggregate import RecordError, check_records
+
+    a = {**_rec("a", "sva", True, 2.0, 0.5, 1000, 200), "label": 0, "victim_sha256": "x"}
+    z = {**_rec("z", "sva", True, 2.0, 0.5, 1000, 200), "label": 0, "victim_sha256": "x"}
+    path = _write(tmp_path / "shard0.json", [a, z])
+    with pytest.raises(RecordError, match=r"shard0\.json: videos z are not in the current attack set"):
+        check_records(load_records([path]), {"ucf": _aset("a", "z")[:1]})
+    with pytest.raises(RecordError, match=r"no record for attack-set videos q"):
+        check_records(load_records([path]), {"ucf": _aset("a", "z", "q")})
+    with pytest.raises(RecordError, match=r"another label"):
+        check_records(load_records([path]), {"ucf": _aset("a", "z", label=3)})
+    with pytest.raises(RecordError, match=r"another c3d checkpoint"):
+        check_records(load_records([path]), {"ucf": _aset("a", "z")}, {("ucf", "c3d"): "y"})
+    check_records(load_records([path]), {"ucf": _aset("a", "z")}, {("ucf", "c3d"): "x"})  # all consistent

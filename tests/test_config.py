@@ -89,3 +89,22 @@ def test_all_datasets_disabled_is_an_error(repo):
 def test_deep_merge_keeps_siblings():
     merged = deep_merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}})
     assert merged == {"a": {"b": 5, "c": 2}, "d": 3}
+
+
+@pytest.mark.parametrize("mode, key", [("untargeted", "budget_untargeted"), ("targeted", "budget_targeted")])
+def test_a_budget_below_one_attack_step_is_a_config_error(repo, mode, key):
+    data = _default(repo)
+    data["attacks"][key] = 10
+    pop = data["attacks"]["nes"]["population"]
+    need = 1 + pop + 1 if mode == "untargeted" else 1 + data["attacks"]["targeted"]["init_candidates"] + pop + 2
+    with pytest.raises(ConfigError, match=rf"attacks: {key}: 10 queries .* smallest workable budget is {need}\b"):
+        validate_config(data, "params.yaml")
+    data["attacks"][key] = need  # exactly one step fits
+    validate_config(data, "params.yaml")
+
+
+def test_an_episode_cap_below_one_step_is_a_config_error(repo):
+    data = _default(repo)
+    data["attacks"]["sva"]["episode_queries_untargeted"] = 20
+    with pytest.raises(ConfigError, match=r"sva\.episode_queries_untargeted: 20 .* smallest workable episode cap is 49"):
+        validate_config(data, "params.yaml")

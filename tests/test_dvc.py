@@ -1,28 +1,20 @@
-"""`dvc repro` reproduces the pipeline; a second `dvc repro` does nothing."""
+"""`dvc repro` reproduces the pipeline; a second `dvc repro` does nothing; a code edit
+shows in `dvc status` for exactly the stages that run that code; `dvc metrics` reads
+the tables' numbers."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import json
 
-from conftest import REPO
-from workflow_utils import run, write_tiny_params
+import pytest
 
+from workflow_utils import copy_project, run, write_tiny_params
 
-def _copy_project(dest):
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.split()
-    for rel in files:
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+pytestmark = pytest.mark.slow
 
 
-def test_dvc_repro_twice(tmp_path):
-    _copy_project(tmp_path)
+def test_dvc_repro_twice_status_and_metrics(tmp_path):
+    copy_project(tmp_path)
     write_tiny_params(tmp_path)
     run(["git", "init", "-q"], tmp_path)
     first = run(["dvc", "repro"], tmp_path, timeout=900)
@@ -36,3 +28,21 @@ def test_dvc_repro_twice(tmp_path):
     assert "Running stage" not in second.stdout
     status = run(["dvc", "status"], tmp_path)
     assert "up to date" in status.stdout
+
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], tmp_path).stdout)
+    flat = json.dumps(metrics)
+    assert "tiny.c3d.sva.FR" in flat and "tiny.c3d.test_accuracy" in flat
+
+    # an edit to the attack code: the attack stages change, the data and victims do not
+    fgsm = tmp_path / "sva/attacks/fgsm.py"
+    fgsm.write_text(fgsm.read_text() + "\n# an edit\n")
+    status = run(["dvc", "status", "--json"], tmp_path)
+    changed = set(json.loads(status.stdout))
+    assert {"untargeted", "targeted"} <= changed, changed
+    assert not changed & {"data", "victims", "attack_sets"}, changed
+
+    # a seed change reaches every stage
+    params = tmp_path / "params.yaml"
+    params.write_text(params.read_text().replace("seed: 0", "seed: 1"))
+    changed = set(json.loads(run(["dvc", "status", "--json"], tmp_path).stdout))
+    assert {"data", "victims", "attack_sets", "untargeted", "targeted"} <= changed, changed

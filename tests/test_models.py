@@ -149,3 +149,29 @@ def test_load_rejects_foreign_file(tmp_path):
 def test_build_from_arch_matches_build_victim():
     arch = victim_arch("lrcn", SMALL)
     assert isinstance(build_from_arch("lrcn", arch, 4, (32, 32)), LRCN)
+
+
+def test_load_refuses_another_architecture_naming_the_file(tmp_path):
+    from sva.checkpoints import CheckpointError
+
+    model = build_victim("lrcn", SMALL, 10, (32, 32), seed=1)
+    path = tmp_path / "c3d.pt"
+    save_victim(path, model, "lrcn", victim_arch("lrcn", SMALL), 10, (32, 32))
+    with pytest.raises(CheckpointError, match=r"c3d\.pt: holds a 'lrcn' victim, but 'c3d' was asked for") as err:
+        load_victim(path, expect="c3d")
+    assert "\n" not in str(err.value)
+    load_victim(path, expect="lrcn")  # the right name loads
+
+
+def test_corrupted_checkpoint_is_named(tmp_path):
+    from sva.checkpoints import CheckpointError
+
+    model = build_victim("c3d", SMALL, 10, (32, 32), seed=1)
+    path = tmp_path / "c3d.pt"
+    save_victim(path, model, "c3d", victim_arch("c3d", SMALL), 10, (32, 32))
+    path.write_bytes(path.read_bytes()[: 2000])  # truncated, as a killed copy leaves it
+    with pytest.raises(CheckpointError, match=r"c3d\.pt: cannot read the victim checkpoint") as err:
+        load_victim(path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(CheckpointError, match=r"missing\.pt: victim checkpoint not found"):
+        load_victim(tmp_path / "missing.pt")

@@ -123,19 +123,3 @@ def test_targeted_sva_uses_candidates_and_counts_init_queries():
     for e in out.episodes:  # the log says where ε-shrinking stopped and with which steps
         assert e["success"] == (e["eps_final"] <= 0.05 + 1e-12)
         assert "alpha_final" in e or e.get("init") == "failed"
-
-
-def test_config_hash_ignores_job_selection_but_not_attack_settings():
-    from sva.attacks.runner import config_hash
-    from sva.config import load_config
-
-    cfg = load_config(Path(__file__).parents[1] / "params.yaml")
-    base = config_hash(cfg, "synthetic", "c3d", "sva", "untargeted", "v1")
-    a = cfg.attacks
-    for change in ({"modes": ["untargeted", "targeted"]}, {"methods": ["sva"]}, {"shards": 5}):
-        other = cfg.model_copy(update={"attacks": a.model_copy(update=change)})
-        assert config_hash(other, "synthetic", "c3d", "sva", "untargeted", "v1") == base, change
-    for change in ({"eps": 0.03}, {"budget_untargeted": 1000}, {"oracle_batch_size": 8}):
-        other = cfg.model_copy(update={"attacks": a.model_copy(update=change)})
-        assert config_hash(other, "synthetic", "c3d", "sva", "untargeted", "v1") != base, change
-    assert config_hash(cfg, "synthetic", "c3d", "sva", "untargeted", "v2") != base

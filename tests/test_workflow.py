@@ -1,16 +1,24 @@
-"""The real DAG on a tiny config, in a temporary project folder."""
+"""The real DAG on a tiny config, in a temporary project folder (never in the
+repository itself: the user may have run `make demo` there)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import time
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
-from workflow_utils import run, snakemake, write_tiny_params
+from conftest import REPO, venv_env
+from workflow_utils import copy_project, planned_jobs, run, snakemake, write_tiny_params
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +95,8 @@ def test_mlflow_holds_the_training_runs(project):
     assert "params.train.lr" in runs.columns and "params.arch.width_mult" in runs.columns
     tables = mlflow.search_runs(experiment_names=["sva-tables"])
     assert sorted(tables["tags.table"]) == ["table1", "table3"]
+    experiments = {e.name: e for e in client.search_experiments()}
+    assert experiments["sva-attacks"].tags.get("mlflow.experimentKind")
 
 
 def test_second_run_has_nothing_to_do_and_resumes_missing_outputs(project):
@@ -101,9 +111,15 @@ def test_second_run_has_nothing_to_do_and_resumes_missing_outputs(project):
     assert (folder / "results/table1.csv").is_file()
 
 
-def test_dry_runs_of_the_default_and_paper_configs(tmp_path):
-    proc = run(["snakemake", "-n", "--cores", "2"], REPO)
-    proc2 = run(["snakemake", "-n", "--cores", "2", "--configfile", "config/paper.yaml"], REPO)
+@pytest.fixture(scope="module")
+def clean_copy(tmp_path_factory):
+    """The repository as a fresh clone holds it (nothing built)."""
+    return copy_project(tmp_path_factory.mktemp("clone"))
+
+
+def test_dry_runs_of_the_default_and_paper_configs(clean_copy):
+    proc = run(["snakemake", "-n", "--cores", "2"], clean_copy)
+    proc2 = run(["snakemake", "-n", "--cores", "2", "--configfile", "config/paper.yaml"], clean_copy)
     assert "train_victim" in proc.stdout
     assert "ucf101" in proc2.stdout and "hmdb51" in proc2.stdout
 
@@ -124,18 +140,18 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
-def test_lint_and_format():
-    lint = run(["snakemake", "--lint"], REPO)
+def test_lint_and_format(clean_copy):
+    lint = run(["snakemake", "--lint"], clean_copy)
     assert "good condition" in lint.stdout + lint.stderr
-    run(["snakefmt", "--check", "Snakefile", "workflow/"], REPO)
+    run(["snakefmt", "--check", "Snakefile", "workflow/"], clean_copy)
 
 
-def test_gpu_resources_form_and_slurm_profile_dry_runs():
+def test_gpu_resources_form_and_slurm_profile_dry_runs(clean_copy):
     """The README's forms: the target before `--resources` (Snakemake 9 lets
     `--resources` swallow a target placed after it), and the SLURM profile."""
-    local = run(["snakemake", "results/table3.csv", "-n", "--cores", "8", "--resources", "gpu=2"], REPO)
+    local = run(["snakemake", "results/table3.csv", "-n", "--cores", "8", "--resources", "gpu=2"], clean_copy)
     assert "attack_shard" in local.stdout and "attack_table" in local.stdout
-    slurm = run(["snakemake", "-n", "--profile", "profiles/slurm", "--", "results/table3.csv"], REPO)
+    slurm = run(["snakemake", "-n", "--profile", "profiles/slurm", "--", "results/table3.csv"], clean_copy)
     assert "attack_shard" in slurm.stdout
 
 
@@ -153,8 +169,9 @@ def test_attack_records_and_tables(project):
         assert r["queries"] <= r["budget"] == 1500
         assert r["queries"] == sum(r["queries_by_phase"].values())
         assert 0 < r["peak_rss_mib"] < 2048  # one attack job stays under the 2 GiB target
-        video_dir = next(folder.glob(f"results/attacks/untargeted/tiny/c3d/sva/shard*/videos/{r['video_id']}.npz"))
-        assert video_dir.with_suffix(".png").is_file()
+        video = folder / f"results/attacks/untargeted/tiny/c3d/sva/videos/{r['video_id']}.npz"
+        assert video.is_file() and video.with_suffix(".png").is_file()
+        assert len(r["record_key"]) == 16 and len(r["victim_sha256"]) == 64 and r["data_sha256"]
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["sva-attacks"])
     assert len(runs) == 4 * len(aset)  # 2 victims × 2 methods × videos
@@ -166,9 +183,113 @@ def test_killed_shard_resumes_from_finished_videos(project):
     folder, _ = project
     shard = folder / "results/attacks/untargeted/tiny/lrcn/sva/shard0.json"
     before = json.loads(shard.read_text())
-    videos = sorted((folder / "results/attacks/untargeted/tiny/lrcn/sva/shard0/videos").glob("*.json"))
+    videos = sorted((folder / "results/attacks/untargeted/tiny/lrcn/sva/videos").glob("*.json"))
     stamps = {p: p.stat().st_mtime_ns for p in videos}
     shard.unlink()  # what a kill leaves: per-video records, no shard file
     snakemake(folder, str(shard.relative_to(folder)))
     assert json.loads(shard.read_text()) == before
     assert {p: p.stat().st_mtime_ns for p in videos} == stamps
+
+
+def test_logs_have_a_line_per_video_and_per_epoch(project):
+    folder, _ = project
+    logs = list((folder / "logs/attack/untargeted/tiny").rglob("*.log"))
+    text = "".join(p.read_text() for p in logs)
+    aset = pd.read_csv(folder / "results/attack_sets/tiny.csv")
+    assert text.count(" video ") >= 4 * len(aset)
+    assert " Q=" in text and " MAP=" in text and " S=" in text
+    train = (folder / "logs/train_victim/tiny/c3d.log").read_text()
+    assert train.count("tiny/c3d epoch ") == 6
+    assert (folder / "docs/results.md").is_file()
+    doc = (folder / "docs/results.md").read_text()
+    assert "{{" not in doc and "Table 3" in doc and "c3d" in doc
+
+
+def _dry(folder, override: dict) -> list:
+    import yaml
+
+    (folder / "override.yaml").write_text(yaml.safe_dump(override))
+    proc = snakemake(folder, "-n", "--configfile", "override.yaml")
+    return planned_jobs(proc.stdout)
+
+
+def test_changing_eps_reruns_attacks_and_tables_not_victims(project):
+    folder, _ = project
+    jobs = _dry(folder, {"attacks": {"eps": 0.03}})
+    rules = {r for r, _ in jobs}
+    assert {"attack_shard", "attack_table"} <= rules, rules
+    assert not rules & {"train_victim", "download", "snippets", "features", "attack_set"}, rules
+
+
+def test_changing_c3d_epochs_retrains_c3d_only(project):
+    folder, _ = project
+    jobs = _dry(folder, {"victims": {"c3d": {"train": {"epochs": 3}}}})
+    trained = [wc["model"] for r, wc in jobs if r == "train_victim"]
+    assert trained == ["c3d"], jobs
+    assert "attack_set" in {r for r, _ in jobs}
+
+
+def test_changing_attack_code_reruns_attack_shards(project, monkeypatch):
+    from sva import provenance
+
+    before = provenance.code_fingerprint("attack_shard")
+    victims = provenance.code_fingerprint("train_victim")
+    files = {p.name for p in provenance.stage_files("attack_shard")}
+    assert {"fgsm.py", "oracle.py", "lockstep.py", "estimators.py", "metrics.py"} <= files
+    assert "fgsm.py" not in {p.name for p in provenance.stage_files("train_victim")}
+    assert before != victims
+
+
+def _copy_run(folder, dest):
+    shutil.copytree(folder, dest, symlinks=True)
+    return dest
+
+
+def test_changing_the_shard_count_changes_no_table(project, tmp_path):
+    folder, _ = project
+    copy = _copy_run(folder, tmp_path / "p")
+    before = (copy / "results/table3.csv").read_bytes()
+    (copy / "override.yaml").write_text("attacks:\n  shards: 3\n")
+    snakemake(copy, "results/table3.csv", "--configfile", "override.yaml")
+    assert (copy / "results/table3.csv").read_bytes() == before
+    table = pd.read_csv(copy / "results/table3.csv")
+    aset = pd.read_csv(copy / "results/attack_sets/tiny.csv")
+    assert (table["videos"] == len(aset)).all()
+
+
+def test_swapped_checkpoint_is_refused(project, tmp_path):
+    folder, _ = project
+    copy = _copy_run(folder, tmp_path / "p")
+    shutil.copy2(copy / "results/victims/tiny/lrcn.pt", copy / "results/victims/tiny/c3d.pt")
+    proc = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "results/table3.csv"],
+                          cwd=copy, env=venv_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    logs = "".join(p.read_text() for p in (copy / "logs").rglob("*.log"))
+    assert "c3d.pt: holds a 'lrcn' victim, but 'c3d' was asked for" in logs + proc.stderr
+    assert "Traceback" not in (copy / "logs/attack_set/tiny.log").read_text()
+
+
+def test_killed_run_resumes_with_the_documented_commands(project, tmp_path):
+    """kill -9 mid-attack, then the README's two commands: the same table, and the
+    videos finished before the kill are not attacked again."""
+    folder, _ = project
+    copy = _copy_run(folder, tmp_path / "p")
+    expected = (copy / "results/table3.csv").read_bytes()
+    shutil.rmtree(copy / "results/attacks")
+    (copy / "results/table3.csv").unlink()
+    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "results/table3.csv"]
+    proc = subprocess.Popen(cmd, cwd=copy, env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((copy / "results/attacks").glob("*/*/*/*/videos/*.json")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in (copy / "results/attacks").glob("*/*/*/*/videos/*.json")}
+    assert finished and not (copy / "results/table3.csv").exists()
+    locked = subprocess.run(cmd, cwd=copy, env=venv_env(), capture_output=True, text=True, timeout=600)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    snakemake(copy, "--unlock")
+    snakemake(copy, "results/table3.csv")
+    assert (copy / "results/table3.csv").read_bytes() == expected
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -61,3 +62,34 @@ def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
 
 def snakemake(folder: Path, *args: str) -> subprocess.CompletedProcess:
     return run(["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", *args], folder)
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the repository's tracked and untracked-but-not-ignored files to ``dest``:
+    what a fresh clone holds, whatever the user built in the working tree."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    for rel in files:
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a ``snakemake -n`` printed."""
+    jobs: list[tuple[str, dict[str, str]]] = []
+    rule = None
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+            jobs.append((rule, {}))
+        elif line.startswith("wildcards:") and jobs:
+            for part in line.removeprefix("wildcards:").split(","):
+                k, _, v = part.strip().partition("=")
+                jobs[-1][1][k] = v
+    return jobs

@@ -8,7 +8,6 @@ Oracle, and only the evaluator (:mod:`sva.evaluate`) touches the model afterward
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -30,8 +29,10 @@ from sva.config import AttacksCfg, Config
 from sva.estimators import build_estimator
 from sva.evaluate import confirm
 from sva.oracle import Oracle
+from sva.provenance import array_sha256, code_fingerprint, record_key
 from sva.rewards import RewardWeights
 from sva.seeding import derive_seed, torch_generator
+from sva.logs import bars_off
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +80,6 @@ def oracle_budget(cfg: AttacksCfg, method: str, mode: str) -> int:
     if cfg.budget_scope == "episode" and method == "sva":
         return b * cfg.sva.epochs * cfg.sva.episodes + 1 + cfg.targeted.init_candidates
     return b
-
-
-#: attack settings that choose *which* jobs run, not what one video's attack does
-_NOT_OUTCOME = ("methods", "modes", "shards")
-
-
-def config_hash(cfg: Config, *keys: object) -> str:
-    """A short hash of what determines an attack's outcome (records made under another
-    configuration are recomputed, never reused). Settings that only choose which jobs
-    run (methods, modes, the shard count) are left out, so adding the targeted mode or
-    re-sharding keeps every finished video."""
-    attacks = cfg.attacks.model_dump(mode="json", exclude=set(_NOT_OUTCOME))
-    text = json.dumps([cfg.seed, attacks, [str(k) for k in keys]], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def attack_video(
@@ -143,15 +130,46 @@ def assign_shard(video_ids: list, shards: int, shard: int) -> list:
     return [v for i, v in enumerate(sorted(video_ids)) if i % shards == shard]
 
 
+def video_inputs(cfg: Config, dataset: str, mode: str, row, store, features: np.ndarray,
+                 train_idx: np.ndarray, device: torch.device):
+    """One video's attack inputs and the hash of their data.
+
+    Returns ``(x, target, candidates, feats, data_sha256)``: ``x`` float32 ``(T,3,H,W)``
+    on ``device``; ``candidates`` float32 ``(K,T,3,H,W)`` (targeted) or None; ``feats``
+    float32 ``(T, D)``; the hash covers the uint8 frames, the features, the label, the
+    target and the candidates' frames.
+    """
+    idx = int(row["idx"])
+    target = int(row["target_label"]) if mode == "targeted" else None
+    pick = None
+    if mode == "targeted":
+        pool = train_idx[store.labels[train_idx] == target]
+        gen = np.random.default_rng(derive_seed(cfg.seed, "candidates", dataset, row.name))
+        pick = gen.permutation(pool)[: cfg.attacks.targeted.init_candidates]
+    feats_np = np.array(features[idx], dtype=np.float32)  # a writable copy
+    data_sha = array_sha256(store.frames[idx], feats_np, np.array([int(row["label"]), -1 if target is None else target]),
+                            None if pick is None else store.frames[np.sort(pick)], pick)
+    x = store.as_float(idx).to(device)
+    candidates = None
+    if pick is not None:
+        candidates = torch.stack([store.as_float(int(i)) for i in pick]).to(device)
+    return x, target, candidates, torch.from_numpy(feats_np), data_sha
+
+
 def run_shard(
     cfg: Config, dataset: str, victim: str, method: str, mode: str, shard: int,
     attack_set: pd.DataFrame, store, features: np.ndarray, model: nn.Module, device: torch.device,
-    out_dir: Path, on_record: Callable[[dict, Path, Path], None] | None = None, progress: bool = True,
+    out_dir: Path, victim_sha256: str, on_record: Callable[[dict, Path, Path], None] | None = None,
+    progress: bool = True,
 ) -> list[dict]:
     """Attack this shard's videos; one record per video under ``out_dir/videos/``.
 
-    A video whose record exists with the same configuration hash is not attacked
-    again (resume after a kill). Returns the shard's records.
+    ``out_dir`` is shared by every shard of a (mode, dataset, victim, method), so a
+    change of the shard count reuses every finished video. A video whose record exists
+    under the same :func:`~sva.provenance.record_key` (attack settings, victim checkpoint
+    ``victim_sha256``, the video's data, the attack code) is not attacked again: that
+    is how a killed job resumes. A record under another key is recomputed, never
+    reused. Each attacked or reused video gets one log line. Returns the shard's records.
     """
     from tqdm import tqdm
 
@@ -160,30 +178,30 @@ def run_shard(
     mine = assign_shard(list(rows.index), cfg.attacks.shards, shard)
     records = []
     train_idx = store.split_indices("train")
-    for video_id in tqdm(mine, desc=f"{dataset}/{victim}/{method}/{mode} shard {shard}", disable=not progress):
+    for video_id in tqdm(mine, desc=f"{dataset}/{victim}/{method}/{mode} shard {shard}", disable=not progress or bars_off(),
+                         mininterval=5.0):
         row = rows.loc[video_id]
         rec_path = out_dir / "videos" / f"{video_id}.json"
-        chash = config_hash(cfg, dataset, victim, method, mode, video_id)
+        x, target, candidates, feats, data_sha = video_inputs(cfg, dataset, mode, row, store, features,
+                                                              train_idx, device)
+        key = record_key(cfg, dataset=dataset, victim=victim, method=method, mode=mode, video_id=video_id,
+                         victim_sha256=victim_sha256, data_sha256=data_sha)
         if rec_path.exists():
             old = json.loads(rec_path.read_text())
-            if old.get("config_hash") == chash:
+            if old.get("record_key") == key:
+                log.info("%s", _video_line(old, reused=True))
                 records.append(old)
                 continue
+            log.info("%s/%s %s %s %s: stored record has another key (%s != %s); attacking again",
+                     dataset, victim, method, mode, video_id, old.get("record_key"), key)
         idx = int(row["idx"])
-        x = store.as_float(idx).to(device)
-        target = int(row["target_label"]) if mode == "targeted" else None
-        candidates = None
-        if mode == "targeted":
-            pool = train_idx[store.labels[train_idx] == target]
-            gen = np.random.default_rng(derive_seed(cfg.seed, "candidates", dataset, video_id))
-            pick = gen.permutation(pool)[: cfg.attacks.targeted.init_candidates]
-            candidates = torch.stack([store.as_float(int(i)) for i in pick]).to(device)
-        feats = torch.from_numpy(np.array(features[idx], dtype=np.float32))  # a writable copy
-        t0 = time.time()
+        started = time.time()
         fields, outcome = attack_video(cfg, method, mode, model, x, int(row["label"]), target, feats, candidates,
                                        (dataset, victim, method, mode, video_id), device)
         record = {"dataset": dataset, "victim": victim, "video_id": video_id, "idx": idx, "shard": shard,
-                  "seed": cfg.seed, "config_hash": chash, **fields, "job_seconds": time.time() - t0,
+                  "seed": cfg.seed, "record_key": key, "victim_sha256": victim_sha256, "data_sha256": data_sha,
+                  "code_fingerprint": code_fingerprint("attack_shard"), **fields,
+                  "started_at": started, "finished_at": time.time(), "job_seconds": time.time() - started,
                   "device": str(device), "peak_rss_mib": _peak_rss_mib()}
         adv_path = out_dir / "videos" / f"{video_id}.npz"
         png_path = out_dir / "videos" / f"{video_id}.png"
@@ -198,10 +216,18 @@ def run_shard(
         record["adv_path"] = adv_path.name
         record["strip_path"] = png_path.name
         atomic.write_json(rec_path, record)
+        log.info("%s", _video_line(record))
         if on_record is not None:
             on_record(record, png_path, rec_path)
         records.append(record)
     return records
 
 
-__all__ = ["assign_shard", "attack_video", "build_method", "config_hash", "oracle_budget", "run_shard"]
+def _video_line(r: dict, reused: bool = False) -> str:
+    """One readable log line per video: who, what, and the record's numbers."""
+    return (f"{r['dataset']}/{r['victim']} {r['method']} {r['mode']} video {r['video_id']}: "
+            f"{'success' if r['success'] else 'failed '} Q={r['queries']} MAP={r['map']:.3f} "
+            f"S={100 * r['sparsity']:.1f}% {r['wall_seconds']:.1f}s" + (" (reused: same record key)" if reused else ""))
+
+
+__all__ = ["assign_shard", "attack_video", "build_method", "record_key", "video_inputs", "oracle_budget", "run_shard"]

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from sva.atomic import atomic_path
 from sva.config import SnippetCfg
+from sva.logs import bars_off
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +303,7 @@ def build_snippets(
         frames_path = tmp / "frames.npy"
         arr: np.memmap | None = None
         size: tuple[int, int] | None = None
-        bar = tqdm(total=len(entries), desc=f"snippets {out_dir.name}", unit="video", disable=not progress)
+        bar = tqdm(total=len(entries), desc=f"snippets {out_dir.name}", unit="video", disable=not progress or bars_off())
         results = _ordered_map(read, entries, workers)
         try:
             for entry, result in results:

@@ -30,6 +30,7 @@ import numpy as np
 from sva.atomic import atomic_path, write_json, write_text
 from sva.config import SyntheticCfg
 from sva.seeding import numpy_rng
+from sva.logs import bars_off
 
 FORMAT_VERSION = 1
 FPS = 25
@@ -459,7 +460,7 @@ def generate_synthetic(
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc="synthetic videos", unit="video", disable=not progress)
+    bar = tqdm(total=len(jobs), desc="synthetic videos", unit="video", disable=not progress or bars_off())
     rows: list[dict[str, Any]] = []
     if workers > 1:
         import multiprocessing as mp

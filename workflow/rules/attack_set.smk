@@ -10,6 +10,7 @@ rule attack_set:
     conda:
         "../envs/sva.yaml"
     params:
+        key=key("attack_set"),
         snippets_dir=subpath(input.index, parent=True),
     script:
         "../scripts/attack_set.py"

@@ -5,17 +5,19 @@ rule attack_shard:
         frames="data/snippets/{dataset}/frames.npy",
         features="data/features/{dataset}/features.npy",
         ckpt="results/victims/{dataset}/{victim}.pt",
-        tracking="results/tracking/experiments.json",
     output:
         "results/attacks/{mode}/{dataset}/{victim}/{method}/shard{shard}.json",
     log:
         "logs/attack/{mode}/{dataset}/{victim}/{method}/shard{shard}.log",
+    benchmark:
+        "results/benchmarks/attack_shard/{mode}/{dataset}/{victim}/{method}/shard{shard}.tsv"
     conda:
         "../envs/sva.yaml"
     threads: 1
     resources:
         gpu=1,
     params:
+        key=key("attack_shard"),
         snippets_dir=subpath(input.index, parent=True),
     script:
         "../scripts/attack_shard.py"
@@ -24,15 +26,28 @@ rule attack_shard:
 rule attack_table:
     input:
         shards=lambda wc: attack_shards(TABLE_MODES[wc.table]),
-        tracking="results/tracking/experiments.json",
+        attack_sets=expand("results/attack_sets/{dataset}.csv", dataset=DATASETS),
+        ckpts=expand(
+            "results/victims/{dataset}/{model}.pt", dataset=DATASETS, model=MODELS
+        ),
     output:
-        table="results/{table}.csv",
-        figure="results/figures/{table}.png",
+        table=report(
+            "results/{table}.csv",
+            caption="../report/attack_table.rst",
+            category="Tables",
+        ),
+        figure=report(
+            "results/figures/{table}.png",
+            caption="../report/attack_figure.rst",
+            category="Figures",
+        ),
+        metrics="results/metrics/{table}.json",
     log:
         "logs/attack_table/{table}.log",
     conda:
         "../envs/sva.yaml"
     params:
+        key=key("attack_table"),
         mode=lambda wc: TABLE_MODES[wc.table],
     script:
         "../scripts/attack_table.py"

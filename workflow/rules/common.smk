@@ -1,5 +1,8 @@
 # Validate the whole configuration once, before any job runs (sva/config.py).
+import os
+
 from sva.config import validate_config
+from sva.provenance import stage_key
 
 CFG = validate_config(config, "configuration (params.yaml + --configfile)")
 DATASETS = sorted(CFG.datasets)
@@ -19,6 +22,23 @@ wildcard_constraints:
     table="table3|table4",
 
 
+def key(stage, **fixed):
+    """params.key of a rule: a hash of the config slice the stage reads and of its code
+    (sva/provenance.py), so a change reruns exactly the jobs it affects."""
+
+    def of(wc):
+        names = {
+            "dataset": "dataset",
+            "model": "model",
+            "victim": "model",
+            "table": "table",
+        }
+        given = {names[k]: v for k, v in dict(wc).items() if k in names}
+        return stage_key(CFG, stage, **given, **fixed)
+
+    return of
+
+
 def attack_shards(mode):
     """Every shard file one attack table is built from."""
     return expand(
@@ -29,3 +49,8 @@ def attack_shards(mode):
         mode=[mode],
         shard=SHARDS,
     )
+
+
+def result_tables():
+    """The attack tables the configured modes produce."""
+    return [t for t, mode in TABLE_MODES.items() if mode in CFG.attacks.modes]

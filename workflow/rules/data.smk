@@ -3,9 +3,12 @@ rule download:
         "data/raw/{dataset}/manifest.json",
     log:
         "logs/download/{dataset}.log",
+    benchmark:
+        "results/benchmarks/download/{dataset}.tsv"
     conda:
         "../envs/sva.yaml"
     params:
+        key=key("download"),
         raw_dir=subpath(output[0], parent=True),
         cache_dir="data/downloads/{dataset}",
     script:
@@ -22,9 +25,12 @@ rule snippets:
         meta="data/snippets/{dataset}/meta.json",
     log:
         "logs/snippets/{dataset}.log",
+    benchmark:
+        "results/benchmarks/snippets/{dataset}.tsv"
     conda:
         "../envs/sva.yaml"
     params:
+        key=key("snippets"),
         raw_dir=subpath(input[0], parent=True),
         out_dir=subpath(output.frames, parent=True),
     script:
@@ -40,9 +46,12 @@ rule features:
         meta="data/features/{dataset}/meta.json",
     log:
         "logs/features/{dataset}.log",
+    benchmark:
+        "results/benchmarks/features/{dataset}.tsv"
     conda:
         "../envs/sva.yaml"
     params:
+        key=key("features"),
         snippets_dir=subpath(input[0], parent=True),
         out_dir=subpath(output.features, parent=True),
     script:

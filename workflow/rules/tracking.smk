@@ -1,9 +1,9 @@
-rule init_tracking:
-    output:
-        "results/tracking/experiments.json",
-    log:
-        "logs/init_tracking.log",
-    conda:
-        "../envs/sva.yaml"
-    script:
-        "../scripts/init_tracking.py"
+# MLflow: the database and experiments are created once, in Snakemake's own process,
+# before any job starts, on every invocation (whatever state an earlier run left).
+# A tracking failure is one warning line: it never stops the pipeline (sva/tracking.py).
+
+
+onstart:
+    from sva import tracking
+
+    tracking.init_tracking(CFG.tracking.experiment_prefix)

@@ -5,5 +5,12 @@ from sva.logs import log_to_file
 with log_to_file(snakemake.log[0]):
     cfg = validate_config(snakemake.config, "config")
     stages.attack_table(
-        cfg, snakemake.params.mode, snakemake.input.shards, snakemake.output.table, snakemake.output.figure
+        cfg,
+        snakemake.params.mode,
+        snakemake.input.shards,
+        snakemake.output.table,
+        snakemake.output.figure,
+        attack_set_csvs=snakemake.input.attack_sets,
+        ckpt_paths=snakemake.input.ckpts,
+        out_metrics=snakemake.output.metrics,
     )

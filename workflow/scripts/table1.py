@@ -4,4 +4,4 @@ from sva.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):
     cfg = validate_config(snakemake.config, "config")
-    stages.table1(cfg, snakemake.input.metrics, snakemake.output[0])
+    stages.table1(cfg, snakemake.input.metrics, snakemake.output.table, out_metrics=snakemake.output.metrics)

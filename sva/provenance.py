@@ -1,0 +1,250 @@
+"""What a result was made from: config slices, code fingerprints and content hashes.
+
+A result that looks up to date must be up to date (``docs/design.md``, "Results never
+go stale"). Two mechanisms rely on this module:
+
+* **Snakemake**: every rule gets ``params: key=stage_key(cfg, stage, ...)``, a stable
+  hash of the part of the configuration the stage reads (:func:`config_slice`) and of
+  the source code it runs (:func:`code_fingerprint`). Snakemake's ``params`` rerun
+  trigger then reruns exactly the jobs whose settings or code changed.
+* **Attack records**: every per-video record carries a ``record_key`` over the attack
+  settings, the victim checkpoint's content hash, the video's data hash and the attack
+  code's fingerprint (:func:`record_key`). A record under another key is recomputed,
+  never reused.
+
+The code fingerprint of a stage is the SHA-256 of the source of its stage function in
+:mod:`sva.stages` plus every ``sva`` module that function imports, transitively (found
+by parsing imports, including those inside functions). Modules that cannot change a
+number are left out (:data:`BOOKKEEPING`): tracking, logging, the CLI, the GPU claim,
+and the config schema, whose effect is entirely in the config slice's values.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sva.config import Config
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+#: modules that record, log or schedule but never change an output's content
+BOOKKEEPING = frozenset({
+    "sva.tracking", "sva.logs", "sva.cli", "sva.gpu", "sva.config", "sva.provenance", "sva.errors",
+})
+
+#: stages that are not a function of :mod:`sva.stages`: stage name → root module
+STAGE_MODULES = {"results_doc": "sva.report"}
+
+#: stage name → the function in :mod:`sva.stages` that implements it
+STAGE_FUNCTIONS = {
+    "download": "download", "snippets": "snippets", "features": "features",
+    "train_victim": "train_victim", "table1": "table1", "attack_set": "attack_set",
+    "attack_shard": "attack_shard", "attack_table": "attack_table",
+}
+
+#: attack settings that choose which jobs run, not what one video's attack does
+ATTACK_JOB_SELECTION = ("methods", "modes", "shards")
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """A short SHA-256 of ``obj``'s canonical JSON (sorted keys): stable across runs."""
+    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex, 64 chars) of a file's bytes; cached per (path, size, mtime)."""
+    st = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def array_sha256(*arrays: Any) -> str:
+    """SHA-256 (hex, 16 chars) over arrays' dtypes, shapes and bytes (numpy or torch)."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            digest.update(b"none")
+            continue
+        if hasattr(a, "detach"):
+            a = a.detach().cpu().numpy()
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()[:16]
+
+
+# -- code fingerprints ---------------------------------------------------------------------
+
+
+def _module_file(name: str) -> Path | None:
+    rel = name.split(".")[1:]
+    base = PACKAGE_DIR.joinpath(*rel)
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _imports(tree: ast.AST, current: str) -> set[str]:
+    """``sva`` modules imported anywhere in ``tree`` (``from sva import x`` counts x)."""
+    found: set[str] = set()
+    package = current if _module_file(current) and _module_file(current).name == "__init__.py" else \
+        current.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "sva")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                mod = f"{base}.{node.module}" if node.module else base
+            else:
+                mod = node.module or ""
+            if mod.split(".")[0] != "sva":
+                continue
+            found.add(mod)
+            for alias in node.names:  # `from sva import atomic` imports a module
+                if _module_file(f"{mod}.{alias.name}") is not None:
+                    found.add(f"{mod}.{alias.name}")
+    return {m for m in found if _module_file(m) is not None}
+
+
+def module_closure(roots: set[str]) -> set[str]:
+    """Every ``sva`` module reachable from ``roots`` by imports, less :data:`BOOKKEEPING`.
+
+    A package's ``__init__`` is included when it is imported, as are the parents of an
+    imported module (Python runs them)."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name in BOOKKEEPING or _module_file(name) is None:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(2, len(parts)))
+        tree = ast.parse(_module_file(name).read_text(encoding="utf-8"))
+        todo.extend(_imports(tree, name))
+    return seen
+
+
+def stage_modules(stage: str) -> set[str]:
+    """The modules a pipeline stage runs (see the module docstring)."""
+    from sva import stages
+
+    if stage in STAGE_MODULES:
+        return module_closure({STAGE_MODULES[stage]})
+    fn = getattr(stages, STAGE_FUNCTIONS[stage])
+    tree = ast.parse(inspect.getsource(stages))
+    # module-level imports of sva.stages apply to every stage; function-level ones only
+    # to the function that makes them
+    module_level = set()
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            module_level |= _imports(ast.Module(body=[node], type_ignores=[]), "sva.stages")
+    fn_tree = ast.parse(inspect.getsource(fn).lstrip())
+    roots = module_level | _imports(fn_tree, "sva.stages")
+    return module_closure(roots)
+
+
+def stage_files(stage: str) -> list[Path]:
+    """Source files (absolute, sorted) a stage's fingerprint covers."""
+    return sorted(_module_file(m) for m in stage_modules(stage))
+
+
+def _stages_source_for(stage: str) -> str:
+    """The source of :mod:`sva.stages` without the other stages' functions (helpers and
+    constants stay: any stage may use them)."""
+    from sva import stages
+
+    lines = inspect.getsource(stages).splitlines(keepends=True)
+    others = {STAGE_FUNCTIONS[s] for s in STAGE_FUNCTIONS if s != stage}
+    drop: set[int] = set()
+    for node in ast.parse("".join(lines)).body:
+        if isinstance(node, ast.FunctionDef) and node.name in others:
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            drop.update(range(start - 1, node.end_lineno))
+    return "".join(line for i, line in enumerate(lines) if i not in drop)
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(stage: str) -> str:
+    """SHA-256 (16 hex chars) of a stage function's source and its modules' sources."""
+    digest = hashlib.sha256(b"" if stage in STAGE_MODULES else _stages_source_for(stage).encode())
+    for path in stage_files(stage):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# -- config slices ---------------------------------------------------------------------------
+
+
+def attack_settings(cfg: Config) -> dict:
+    """The attack settings that decide one video's attack (no job selection)."""
+    return cfg.attacks.model_dump(mode="json", exclude=set(ATTACK_JOB_SELECTION))
+
+
+def config_slice(cfg: Config, stage: str, *, dataset: str | None = None, model: str | None = None,
+                 table: str | None = None) -> dict:
+    """The part of the configuration ``stage`` reads (for one dataset / model)."""
+    ds = cfg.datasets[dataset].model_dump(mode="json") if dataset else None
+    if stage == "download":
+        return {"seed": cfg.seed, "kind": ds["kind"], "synthetic": ds["synthetic"], "download": ds["download"]}
+    if stage == "snippets":
+        return {"kind": ds["kind"], "split": ds["split"], "snippets": cfg.snippets.model_dump(mode="json")}
+    if stage == "features":
+        return {"seed": cfg.seed, "features": cfg.features.model_dump(mode="json")}
+    if stage == "train_victim":
+        return {"seed": cfg.seed, "model": model, "victim": getattr(cfg.victims, model).model_dump(mode="json")}
+    if stage == "table1":
+        return {"kinds": {name: d.kind for name, d in sorted(cfg.datasets.items())}}
+    if stage == "attack_set":
+        return {"seed": cfg.seed, "attack_set_size": ds["attack_set_size"]}
+    if stage == "attack_shard":
+        return {"seed": cfg.seed, "attacks": attack_settings(cfg), "shards": cfg.attacks.shards}
+    if stage == "attack_table":
+        return {"table": table, "kinds": {name: d.kind for name, d in sorted(cfg.datasets.items())}}
+    if stage == "results_doc":
+        return {}
+    raise ValueError(f"unknown stage {stage!r}; known: {', '.join([*STAGE_FUNCTIONS, *STAGE_MODULES])}")
+
+
+def stage_key(cfg: Config, stage: str, **wildcards: str | None) -> str:
+    """What a Snakemake rule passes as ``params.key``: config slice + code fingerprint."""
+    return stable_hash({"config": config_slice(cfg, stage, **wildcards), "code": code_fingerprint(stage)})
+
+
+def record_key(cfg: Config, *, dataset: str, victim: str, method: str, mode: str, video_id: str,
+               victim_sha256: str, data_sha256: str) -> str:
+    """The key of one per-video attack record (16 hex chars).
+
+    Covers the seed, the attack settings (not the job selection: methods, modes, shard
+    count), the job's identity, the victim checkpoint's content hash, the hash of the
+    video's data (frames, features, label, target, target-class candidates) and the
+    attack code's fingerprint.
+    """
+    return stable_hash({
+        "seed": cfg.seed, "attacks": attack_settings(cfg),
+        "job": [dataset, victim, method, mode, str(video_id)],
+        "victim_sha256": victim_sha256, "data_sha256": data_sha256,
+        "code": code_fingerprint("attack_shard"),
+    })

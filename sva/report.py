@@ -1,0 +1,164 @@
+"""``docs/results.md``, generated from ``results/`` so its numbers cannot drift from
+what the code produces.
+
+The prose lives in a template (``docs/results.template.md``) and holds only what does
+not change with a run; the numbers are filled in from the tables, the per-video
+records and Snakemake's per-job benchmark files. Placeholders: ``{{table1}}``,
+``{{table3}}``, ``{{table4}}``, ``{{timings}}``, ``{{attack_jobs}}``, ``{{window_coverage}}``, ``{{settings}}``,
+``{{provenance}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from sva import atomic
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pandas frame as a GitHub markdown table (NaN/None shown as '–')."""
+    if frame.empty:
+        return "_(empty)_"
+    cols = list(frame.columns)
+
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and pd.isna(v)):
+            return "–"
+        if isinstance(v, float):
+            return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.1f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _table(results: Path, name: str) -> str:
+    path = results / f"{name}.csv"
+    if not path.is_file():
+        return f"_`results/{name}.csv` was not built in this run._"
+    return markdown_table(pd.read_csv(path))
+
+
+def _benchmarks(results: Path) -> pd.DataFrame:
+    """One row per job: rule, job (wildcards path), seconds, end (unix time), max RSS."""
+    rows = []
+    for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
+        try:
+            b = pd.read_csv(tsv, sep="\t")
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            continue
+        if b.empty:
+            continue
+        rel = tsv.relative_to(results / "benchmarks").with_suffix("")
+        rows.append({"rule": rel.parts[0], "job": "/".join(rel.parts[1:]), "s": float(b["s"].iloc[0]),
+                     "end": tsv.stat().st_mtime, "max_rss": float(b.get("max_rss", pd.Series([float("nan")])).iloc[0])})
+    return pd.DataFrame(rows)
+
+
+def timings(results: Path) -> str:
+    """Wall time per rule and from the first job's start to each table (markdown)."""
+    jobs = _benchmarks(results)
+    if jobs.empty:
+        return "_No Snakemake benchmark files under `results/benchmarks/`._"
+    start = float((jobs["end"] - jobs["s"]).min())
+    per_rule = jobs.groupby("rule", sort=False).agg(jobs=("s", "size"), total_s=("s", "sum"), longest_s=("s", "max"),
+                                                    peak_rss_mib=("max_rss", "max")).reset_index()
+    per_rule = per_rule.rename(columns={"total_s": "job seconds (sum)", "longest_s": "longest job (s)",
+                                        "peak_rss_mib": "peak RSS (MiB)"})
+    lines = [markdown_table(per_rule.round(1)), ""]
+    for name in ("table1", "table3", "table4"):
+        path = results / f"{name}.csv"
+        if path.is_file() and path.stat().st_mtime >= start:
+            lines.append(f"* `results/{name}.csv` written **{path.stat().st_mtime - start:,.0f} s** after the "
+                         "first job started.")
+    lines.append("\nThese spans are honest only for a run that built everything in one go (a rerun keeps the "
+                 "benchmark files of the jobs it did not rerun).")
+    return "\n".join(lines)
+
+
+def attack_jobs(results: Path) -> str:
+    """Per (mode, victim, method): videos, per-video wall seconds and peak memory."""
+    rows = []
+    for path in sorted((results / "attacks").glob("*/*/*/*/videos/*.json")):
+        r = json.loads(path.read_text())
+        rows.append({"mode": r["mode"], "dataset": r["dataset"], "victim": r["victim"], "method": r["method"],
+                     "wall": r["wall_seconds"], "rss": r.get("peak_rss_mib")})
+    if not rows:
+        return "_No attack records._"
+    frame = pd.DataFrame(rows).groupby(["mode", "dataset", "victim", "method"]).agg(
+        videos=("wall", "size"), **{"seconds per video (min)": ("wall", "min"),
+                                    "seconds per video (max)": ("wall", "max"),
+                                    "peak RSS of a job (MiB)": ("rss", "max")}).reset_index()
+    return markdown_table(frame.round(1)) + (
+        "\n\n(Every record on disk is counted, including records of videos no longer in the attack set.)")
+
+
+def window_coverage(results: Path, data: Path = Path("data")) -> str:
+    """The window-coverage table of every synthetic dataset's current attack records."""
+    from sva.analysis import coverage_summary, episode_coverage, load_windows
+
+    parts = []
+    for windows in sorted((data / "raw").glob("*/windows.csv")):
+        dataset = windows.parent.name
+        shards = sorted((results / "attacks").glob(f"*/{dataset}/*/*/shard*.json"))
+        records = [r for p in shards for r in json.loads(p.read_text())]
+        if not records:
+            continue
+        table = coverage_summary(episode_coverage(records, load_windows(windows)))
+        parts.append(f"`{dataset}` (`.venv/bin/sva window-coverage --windows {windows} "
+                     f"results/attacks/*/{dataset}/*/*/shard*.json`):\n\n" + markdown_table(table.round(2)))
+    return "\n\n".join(parts) or "_No synthetic dataset with attack records in this run._"
+
+
+def _git(root: Path) -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "sva", "workflow",
+                                "Snakefile", "params.yaml"], cwd=root, capture_output=True, text=True,
+                               check=True).stdout.strip()
+        return sha + (" (with uncommitted changes to the code or config)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def settings(config: dict | None) -> str:
+    """The run's seed and attack settings, as Snakemake merged the config files."""
+    if not config:
+        return "_configuration not given._"
+    return "```yaml\n" + yaml.safe_dump({"seed": config.get("seed"), "attacks": config.get("attacks")},
+                                        sort_keys=False) + "```"
+
+
+def write_results_doc(out: str | Path, template: str | Path, tables: list[str | Path] | None = None,
+                      results: str | Path = "results", root: str | Path = ".", config: dict | None = None) -> Path:
+    """Fill ``template`` from ``results`` (and the run's merged ``config``); write ``out``
+    atomically."""
+    results, root = Path(results), Path(root)
+    text = Path(template).read_text(encoding="utf-8")
+    fill = {
+        "table1": lambda: _table(results, "table1"),
+        "table3": lambda: _table(results, "table3"),
+        "table4": lambda: _table(results, "table4"),
+        "timings": lambda: timings(results),
+        "attack_jobs": lambda: attack_jobs(results),
+        "window_coverage": lambda: window_coverage(results, root / "data"),
+        "settings": lambda: settings(config),
+        "provenance": lambda: (f"Generated by `snakemake docs/results.md` from `results/` at commit {_git(root)}. "
+                               "Do not edit: edit `docs/results.template.md` and rerun."),
+    }
+
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in fill:
+            raise KeyError(f"{template}: unknown placeholder {{{{{name}}}}}; known: {', '.join(fill)}")
+        return fill[name]()
+
+    return atomic.write_text(out, re.sub(r"\{\{(\w+)\}\}", sub, text))
