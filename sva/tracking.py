@@ -516,6 +516,26 @@ def start_run(
         handle._end("FAILED")
         raise
     handle._end("FINISHED")
+    if handle.active:
+        _mark_current(handle, name, run_name)
+
+
+def _mark_current(handle: Run, experiment: str, run_name: str) -> None:
+    """Tag a finished run ``sva.current=true`` and every earlier run of the same name in
+    its experiment (a rebuild of the same training or table) ``sva.current=false``."""
+
+    def go():
+        from mlflow.entities import RunTag
+
+        client = handle.client
+        exp = _retry(client.get_experiment_by_name, experiment)
+        same = f"attributes.run_name = {_filter_value(run_name)}"
+        for other in _retry(client.search_runs, [exp.experiment_id], filter_string=same, max_results=1000):
+            if other.info.run_id != handle.run_id and other.data.tags.get(CURRENT_TAG) != "false":
+                _retry(client.log_batch, other.info.run_id, tags=[RunTag(CURRENT_TAG, "false")])
+        _retry(client.log_batch, handle.run_id, tags=[RunTag(CURRENT_TAG, "true")])
+
+    handle._do("marking the current run", go)
 
 
 # ------------------------------------------------------------------------ attack records

@@ -37,3 +37,15 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory):
+    """The real DAG run once on the tiny config in a temporary folder, shared by the
+    workflow and DVC tests (each test that changes it works on a copy)."""
+    from workflow_utils import snakemake, write_tiny_params
+
+    folder = tmp_path_factory.mktemp("project")
+    write_tiny_params(folder)
+    proc = snakemake(folder)
+    return folder, proc

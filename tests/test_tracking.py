@@ -308,3 +308,16 @@ def test_sync_records_after_an_outage(tmp_path, monkeypatch, caplog):
     assert sorted(r.data.tags["record_key"] for r in runs) == ["k0", "k1", "k2", "k3"]
     synced = next(r for r in runs if r.data.tags["record_key"] == "k3")
     assert sorted(a.path for a in client.list_artifacts(synced.info.run_id)) == ["v3.json", "v3.png"]
+
+
+def test_a_rebuilt_training_or_table_marks_which_run_is_current(tmp_path):
+    for _ in range(2):
+        with tracking.start_run("t", "tables", "table3", root=tmp_path) as run:
+            run.log_metrics({"x": 1.0})
+    with tracking.start_run("t", "tables", "table1", root=tmp_path):
+        pass
+    mlflow.set_tracking_uri(tracking.tracking_uri(tmp_path))
+    runs = mlflow.search_runs(experiment_names=["t-tables"], order_by=["attributes.start_time ASC"])
+    table3 = runs[runs["tags.mlflow.runName"] == "table3"]
+    assert list(table3["tags.sva.current"]) == ["false", "true"]
+    assert list(runs[runs["tags.mlflow.runName"] == "table1"]["tags.sva.current"]) == ["true"]

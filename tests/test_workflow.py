@@ -22,11 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("project")
-    write_tiny_params(folder)
-    proc = snakemake(folder)
-    return folder, proc
+def project(tiny_project):
+    return tiny_project
 
 
 def test_pipeline_builds_every_artifact(project):
@@ -260,12 +257,21 @@ def test_changing_the_shard_count_changes_no_table(project, tmp_path):
 def test_swapped_checkpoint_is_refused(project, tmp_path):
     folder, _ = project
     copy = _copy_run(folder, tmp_path / "p")
+    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "results/table3.csv"]
+
+    def fails(*extra):
+        proc = subprocess.run([*cmd, *extra], cwd=copy, env=venv_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode != 0, proc.stdout + proc.stderr
+        return "".join(p.read_text() for p in (copy / "logs").rglob("*.log")) + proc.stderr
+
+    # `cp -p`: the mtime says nothing changed; a rebuilt table still refuses the records
     shutil.copy2(copy / "results/victims/tiny/lrcn.pt", copy / "results/victims/tiny/c3d.pt")
-    proc = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "results/table3.csv"],
-                          cwd=copy, env=venv_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode != 0
-    logs = "".join(p.read_text() for p in (copy / "logs").rglob("*.log"))
-    assert "c3d.pt: holds a 'lrcn' victim, but 'c3d' was asked for" in logs + proc.stderr
+    out = fails("--forcerun", "attack_table")
+    assert "records were made against another c3d checkpoint than the current one" in out
+    # a plain copy: the attack set (the first job to load it) refuses the file
+    shutil.copy(copy / "results/victims/tiny/lrcn.pt", copy / "results/victims/tiny/c3d.pt")
+    out = fails()
+    assert "c3d.pt: holds a 'lrcn' victim, but 'c3d' was asked for" in out
     assert "Traceback" not in (copy / "logs/attack_set/tiny.log").read_text()
 
 
@@ -293,3 +299,34 @@ def test_killed_run_resumes_with_the_documented_commands(project, tmp_path):
     snakemake(copy, "results/table3.csv")
     assert (copy / "results/table3.csv").read_bytes() == expected
     assert {p: p.stat().st_mtime_ns for p in finished} == finished
+
+
+def test_tracking_outage_never_blocks_the_attacks(project, tmp_path):
+    """MLflow unreachable: the attacks and the table are made all the same, with one
+    warning per job; `sva track` afterwards logs the records the outage missed."""
+    folder, _ = project
+    copy = _copy_run(folder, tmp_path / "p")
+    expected = (copy / "results/table3.csv").read_bytes()
+    videos = copy / "results/attacks/untargeted/tiny/lrcn/dense/videos"
+    redo = sorted(videos.glob("*.json"))[0]
+    for suffix in (".json", ".npz", ".png"):
+        redo.with_suffix(suffix).unlink()
+    (copy / "mlflow.db").unlink()  # a store that has never seen this run's records
+    shutil.rmtree(copy / "mlruns", ignore_errors=True)
+    env = {**venv_env(), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    proc = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "--forcerun",
+                           "attack_shard", "--", "results/table3.csv"], cwd=copy, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert redo.is_file() and (copy / "results/table3.csv").read_bytes() == expected
+    shard_log = "".join(p.read_text() for p in (copy / "logs/attack/untargeted/tiny/lrcn/dense").glob("*.log"))
+    assert "127.0.0.1:9" in shard_log and "Traceback" not in shard_log
+    # nothing reached a store during the outage; `sva track` logs every record, once
+    assert not (copy / "mlflow.db").exists()
+    records = sorted((copy / "results/attacks").glob("*/*/*/*/videos/*.json"))
+    track = run(["sva", "track"], copy)
+    assert track.stdout.startswith(f"{len(records)} records logged, 0 already in MLflow, 0 failed"), track.stdout
+    mlflow.set_tracking_uri(f"sqlite:///{copy / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["sva-attacks"])
+    assert json.loads(redo.read_text())["record_key"] in set(runs["tags.record_key"])
+    assert run(["sva", "track"], copy).stdout.startswith(f"0 records logged, {len(records)} already in MLflow")

@@ -66,12 +66,15 @@ def snakemake(folder: Path, *args: str) -> subprocess.CompletedProcess:
 
 def copy_project(dest: Path) -> Path:
     """Copy the repository's tracked and untracked-but-not-ignored files to ``dest``:
-    what a fresh clone holds, whatever the user built in the working tree."""
+    what a fresh clone holds, whatever the user built in the working tree (``dvc.lock``,
+    which `make demo` writes, describes that run's outputs and is left out)."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout.split()
     for rel in files:
+        if rel == "dvc.lock":
+            continue
         src = REPO / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
