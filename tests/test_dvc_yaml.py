@@ -27,7 +27,7 @@ def test_every_stage_depends_on_the_code_it_runs_and_on_seed(repo):
         deps = stages[name]["deps"]
         for smk in smk_stages:
             for path in provenance.stage_files(smk):
-                rel = path.relative_to(repo).as_posix()
+                rel = path.relative_to(provenance.PACKAGE_DIR.parent).as_posix()
                 assert _covered(rel, deps), f"dvc.yaml stage {name!r} does not depend on {rel} ({smk} runs it)"
         assert "seed" in stages[name]["params"], name
         assert "workflow/rules/common.smk" in deps and "Snakefile" in deps
