@@ -330,3 +330,11 @@ def test_tracking_outage_never_blocks_the_attacks(project, tmp_path):
     runs = mlflow.search_runs(experiment_names=["sva-attacks"])
     assert json.loads(redo.read_text())["record_key"] in set(runs["tags.record_key"])
     assert run(["sva", "track"], copy).stdout.startswith(f"0 records logged, {len(records)} already in MLflow")
+
+
+def test_report_shows_the_tables_and_figures_with_captions(project):
+    folder, _ = project
+    snakemake(folder, "--report", "report.html")
+    html = (folder / "report.html").read_text(errors="replace")
+    for text in ("table1.csv", "table3.csv", "table3.png", "Table 3 (untargeted)", "Table 1: test accuracy"):
+        assert text in html, text
