@@ -2,7 +2,7 @@
 (merged in order, like Snakemake's ``--configfile``) and prints the result as YAML;
 ``sva summary RECORD_OR_SHARD.json ...`` prints the table rows built from records;
 ``sva window-coverage --windows windows.csv RECORDS ...`` relates episode success to
-the class window (synthetic data, :mod:`sva.analysis`); ``sva track`` logs to MLflow
+the class window (synthetic data, :mod:`sva.analysis`); ``sva schema`` prints the configuration's JSON Schema; ``sva track`` logs to MLflow
 every attack record that is missing there (after an outage), idempotently.
 
 A user error (bad config, unreadable or inconsistent record files) prints one line and
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                            help="episode success by how many frames of the class window the mask hit (synthetic)")
     cover.add_argument("--windows", required=True, help="data/raw/<dataset>/windows.csv")
     cover.add_argument("files", nargs="+")
+    sub.add_parser("schema", help="print the configuration's JSON Schema (workflow/schemas/config.schema.json)")
     track = sub.add_parser("track", help="log to MLflow every attack record missing there (idempotent)")
     track.add_argument("--config", action="append",
                        help="config file giving tracking.experiment_prefix and the attack settings; repeat to "
@@ -48,6 +49,11 @@ def _run(args) -> int:
     if args.command == "check-config":
         cfg = load_config(*args.files)
         print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+        return 0
+    if args.command == "schema":
+        from sva.config import json_schema
+
+        print(json_schema(), end="")
         return 0
     if args.command == "track":
         import glob

@@ -302,3 +302,13 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             out[key] = value
     return out
+
+
+def json_schema() -> str:
+    """The configuration schema as JSON Schema (every key, its type, default and
+    description), as written to ``workflow/schemas/config.schema.json``."""
+    import json
+
+    schema = Config.model_json_schema()
+    schema["title"] = "SVA workbench configuration (params.yaml; sva/config.py)"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -108,3 +108,16 @@ def test_an_episode_cap_below_one_step_is_a_config_error(repo):
     data["attacks"]["sva"]["episode_queries_untargeted"] = 20
     with pytest.raises(ConfigError, match=r"sva\.episode_queries_untargeted: 20 .* smallest workable episode cap is 49"):
         validate_config(data, "params.yaml")
+
+
+def test_the_shipped_json_schema_is_current(repo):
+    """workflow/schemas/config.schema.json is what `sva schema` prints today (rerun
+    `.venv/bin/sva schema > workflow/schemas/config.schema.json` after a schema change)."""
+    import json
+
+    from sva.config import json_schema
+
+    shipped = (repo / "workflow/schemas/config.schema.json").read_text()
+    assert shipped == json_schema()
+    schema = json.loads(shipped)
+    assert "attacks" in schema["properties"] and "AttacksCfg" in schema["$defs"]

@@ -10,38 +10,8 @@ import yaml
 
 from conftest import REPO, venv_env
 
-TINY = {
-    "seed": 0,
-    "device": "cpu",
-    "datasets": {
-        "tiny": {
-            "kind": "synthetic",
-            "split": 1,
-            "attack_set_size": 3,
-            "synthetic": {
-                "num_classes": 3, "train_per_class": 6, "test_per_class": 3,
-                "frames": 16, "height": 32, "width": 32, "window": [3, 4], "codec": "ffv1",
-            },
-        }
-    },
-    "snippets": {"num_frames": 16, "resize": None, "crop": None, "on_bad_video": "error"},
-    "features": {"weights": "none", "batch_size": 128, "input_size": None},
-    "victims": {
-        "models": ["c3d", "lrcn"],
-        "c3d": {"width_mult": 0.125, "batchnorm": True, "fc_dim": 32, "dropout": 0.0,
-                "train": {"epochs": 6, "lr": 0.003, "lr_step_epoch": 4, "lr_gamma": 0.1,
-                          "batch_size": 8, "weight_decay": 0.0}},
-        "lrcn": {"backbone": "small_cnn", "backbone_width": 8, "hidden": 16, "dropout": 0.0,
-                 "train": {"epochs": 6, "lr": 0.003, "lr_step_epoch": 4, "lr_gamma": 0.1,
-                           "batch_size": 8, "weight_decay": 0.0}},
-    },
-    "attacks": {
-        "methods": ["sva", "dense"], "modes": ["untargeted"], "budget_untargeted": 1500,
-        "budget_targeted": 600, "shards": 2,
-        "sva": {"epochs": 2, "episodes": 2, "episode_queries_untargeted": 400, "episode_queries_targeted": 300},
-    },
-    "tracking": {"experiment_prefix": "sva"},
-}
+#: the tiny configuration, a file (snakemake-workflows style): `.test/config.yaml`
+TINY = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
 
 
 def write_tiny_params(folder: Path) -> Path:
