@@ -31,8 +31,8 @@ from sva.evaluate import confirm
 from sva.oracle import Oracle
 from sva.provenance import array_sha256, code_fingerprint, record_key
 from sva.rewards import RewardWeights
-from sva.seeding import derive_seed, torch_generator
 from sva.logs import bars_off
+from sva.seeding import derive_seed, torch_generator
 
 log = logging.getLogger(__name__)
 
@@ -130,30 +130,26 @@ def assign_shard(video_ids: list, shards: int, shard: int) -> list:
     return [v for i, v in enumerate(sorted(video_ids)) if i % shards == shard]
 
 
-def video_inputs(cfg: Config, dataset: str, mode: str, row, store, features: np.ndarray,
-                 train_idx: np.ndarray, device: torch.device):
-    """One video's attack inputs and the hash of their data.
+def video_data(cfg: Config, dataset: str, mode: str, row, store, features: np.ndarray,
+               train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """What one video's attack reads, and the hash of it (cheap: no float tensors).
 
-    Returns ``(x, target, candidates, feats, data_sha256)``: ``x`` float32 ``(T,3,H,W)``
-    on ``device``; ``candidates`` float32 ``(K,T,3,H,W)`` (targeted) or None; ``feats``
-    float32 ``(T, D)``; the hash covers the uint8 frames, the features, the label, the
-    target and the candidates' frames.
+    Returns ``(feats, pick, data_sha256)``: ``feats`` float32 ``(T, D)`` (a writable
+    copy); ``pick`` the train-split indices of the targeted start's candidates (None
+    untargeted); the hash covers the uint8 frames, the features, the label, the target
+    and the candidates' frames.
     """
     idx = int(row["idx"])
-    target = int(row["target_label"]) if mode == "targeted" else None
+    target = int(row["target_label"]) if mode == "targeted" else -1
     pick = None
     if mode == "targeted":
         pool = train_idx[store.labels[train_idx] == target]
         gen = np.random.default_rng(derive_seed(cfg.seed, "candidates", dataset, row.name))
         pick = gen.permutation(pool)[: cfg.attacks.targeted.init_candidates]
-    feats_np = np.array(features[idx], dtype=np.float32)  # a writable copy
-    data_sha = array_sha256(store.frames[idx], feats_np, np.array([int(row["label"]), -1 if target is None else target]),
+    feats = np.array(features[idx], dtype=np.float32)
+    data_sha = array_sha256(store.frames[idx], feats, np.array([int(row["label"]), target]),
                             None if pick is None else store.frames[np.sort(pick)], pick)
-    x = store.as_float(idx).to(device)
-    candidates = None
-    if pick is not None:
-        candidates = torch.stack([store.as_float(int(i)) for i in pick]).to(device)
-    return x, target, candidates, torch.from_numpy(feats_np), data_sha
+    return feats, pick, data_sha
 
 
 def run_shard(
@@ -182,8 +178,7 @@ def run_shard(
                          mininterval=5.0):
         row = rows.loc[video_id]
         rec_path = out_dir / "videos" / f"{video_id}.json"
-        x, target, candidates, feats, data_sha = video_inputs(cfg, dataset, mode, row, store, features,
-                                                              train_idx, device)
+        feats, pick, data_sha = video_data(cfg, dataset, mode, row, store, features, train_idx)
         key = record_key(cfg, dataset=dataset, victim=victim, method=method, mode=mode, video_id=video_id,
                          victim_sha256=victim_sha256, data_sha256=data_sha)
         if rec_path.exists():
@@ -195,13 +190,18 @@ def run_shard(
             log.info("%s/%s %s %s %s: stored record has another key (%s != %s); attacking again",
                      dataset, victim, method, mode, video_id, old.get("record_key"), key)
         idx = int(row["idx"])
+        x = store.as_float(idx).to(device)
+        target = int(row["target_label"]) if mode == "targeted" else None
+        candidates = None if pick is None else torch.stack([store.as_float(int(i)) for i in pick]).to(device)
         started = time.time()
-        fields, outcome = attack_video(cfg, method, mode, model, x, int(row["label"]), target, feats, candidates,
-                                       (dataset, victim, method, mode, video_id), device)
+        fields, outcome = attack_video(cfg, method, mode, model, x, int(row["label"]), target,
+                                       torch.from_numpy(feats), candidates, (dataset, victim, method, mode, video_id),
+                                       device)
+        finished = time.time()
         record = {"dataset": dataset, "victim": victim, "video_id": video_id, "idx": idx, "shard": shard,
                   "seed": cfg.seed, "record_key": key, "victim_sha256": victim_sha256, "data_sha256": data_sha,
                   "code_fingerprint": code_fingerprint("attack_shard"), **fields,
-                  "started_at": started, "finished_at": time.time(), "job_seconds": time.time() - started,
+                  "started_at": started, "finished_at": finished, "job_seconds": finished - started,
                   "device": str(device), "peak_rss_mib": _peak_rss_mib()}
         adv_path = out_dir / "videos" / f"{video_id}.npz"
         png_path = out_dir / "videos" / f"{video_id}.png"
@@ -230,4 +230,4 @@ def _video_line(r: dict, reused: bool = False) -> str:
             f"S={100 * r['sparsity']:.1f}% {r['wall_seconds']:.1f}s" + (" (reused: same record key)" if reused else ""))
 
 
-__all__ = ["assign_shard", "attack_video", "build_method", "record_key", "video_inputs", "oracle_budget", "run_shard"]
+__all__ = ["assign_shard", "attack_video", "build_method", "record_key", "video_data", "oracle_budget", "run_shard"]
