@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from sva.attacks.runner import build_method
-from sva.config import load_config
-from sva.devices import keep_cpu_memory, pick_device
-from sva.models import build_victim
-from sva.oracle import Oracle
+from sva.pipeline.attack_job import build_method
+from sva.pipeline.config import load_config
+from sva.utils.devices import keep_cpu_memory, pick_device
+from sva.victims.models import build_victim
+from sva.blackbox.oracle import Oracle
 
 
 def raw_throughput(model, batch: torch.Tensor, seconds: float) -> float:
@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="duration of the raw-forward timing")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--glibc-default-malloc", action="store_true",
-                    help="skip sva.devices.keep_cpu_memory (what the attack stage calls) to see its effect")
+                    help="skip sva.utils.devices.keep_cpu_memory (what the attack stage calls) to see its effect")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     kept = False if args.glibc_default_malloc else keep_cpu_memory()

@@ -24,11 +24,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sva.config import load_config  # noqa: E402
+from sva.pipeline.config import load_config  # noqa: E402
 from sva.data.synthetic import generate_arrays  # noqa: E402
-from sva.models import build_victim  # noqa: E402
-from sva.seeding import numpy_rng  # noqa: E402
-from sva.train import train_victim  # noqa: E402
+from sva.victims.models import build_victim  # noqa: E402
+from sva.utils.seeding import numpy_rng  # noqa: E402
+from sva.victims.training import train_victim  # noqa: E402
 
 
 def single_frame_clips(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

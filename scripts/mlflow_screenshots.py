@@ -13,7 +13,7 @@ experiment, and writes one PNG per page into ``--out``. Then stops the server.
 
 ``--demo DIR`` first fills ``DIR/mlflow.db`` with a few fake attack records (one video
 attacked twice, as after a rebuild) and a backdated victim training run, through
-:mod:`sva.tracking`, and screenshots that store.
+:mod:`sva.pipeline.tracking`, and screenshots that store.
 
 Needs Debian's Chromium (``apt-get install -y chromium``; ``--chromium`` for another
 binary). Pages are rendered with ``--virtual-time-budget`` (ms of page time, default
@@ -124,7 +124,7 @@ def populate_demo(folder: Path, prefix: str) -> str:
     sys.path.insert(0, str(REPO))
     from PIL import Image, ImageDraw
 
-    from sva import tracking
+    from sva.pipeline import tracking
 
     folder.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{folder.resolve() / 'mlflow.db'}"

@@ -2,7 +2,7 @@
 (merged in order, like Snakemake's ``--configfile``) and prints the result as YAML;
 ``sva summary RECORD_OR_SHARD.json ...`` prints the table rows built from records;
 ``sva window-coverage --windows windows.csv RECORDS ...`` relates episode success to
-the class window (synthetic data, :mod:`sva.analysis`); ``sva schema`` prints the configuration's JSON Schema; ``sva track`` logs to MLflow
+the class window (synthetic data, :mod:`sva.evaluation.analysis`); ``sva schema`` prints the configuration's JSON Schema; ``sva track`` logs to MLflow
 every attack record that is missing there (after an outage), idempotently.
 
 A user error (bad config, unreadable or inconsistent record files) prints one line and
@@ -15,8 +15,8 @@ import sys
 
 import yaml
 
-from sva.config import load_config
-from sva.errors import UserError
+from sva.pipeline.config import load_config
+from sva.utils.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +51,7 @@ def _run(args) -> int:
         print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
         return 0
     if args.command == "schema":
-        from sva.config import json_schema
+        from sva.pipeline.config import json_schema
 
         print(json_schema(), end="")
         return 0
@@ -59,9 +59,9 @@ def _run(args) -> int:
         import glob
         import logging
 
-        from sva import tracking
-        from sva.logs import FORMAT
-        from sva.provenance import attack_settings
+        from sva.pipeline import tracking
+        from sva.utils.logs import FORMAT
+        from sva.pipeline.provenance import attack_settings
 
         logging.basicConfig(level=logging.INFO, format=FORMAT)
         cfg = load_config(*(args.config or ["params.yaml"]))
@@ -71,10 +71,10 @@ def _run(args) -> int:
         print(f"{counts['logged']} records logged, {counts['present']} already in MLflow, "
               f"{counts['failed']} failed ({tracking.tracking_uri()})")
         return 1 if counts["failed"] else 0
-    from sva.aggregate import load_records, summarize
+    from sva.evaluation.aggregate import load_records, summarize
 
     if args.command == "window-coverage":
-        from sva.analysis import coverage_summary, episode_coverage, load_windows
+        from sva.evaluation.analysis import coverage_summary, episode_coverage, load_windows
 
         records = load_records(args.files).to_dict("records")
         print(coverage_summary(episode_coverage(records, load_windows(args.windows)))

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from sva.agent import FrameAgent, Reinforce, action_log_prob, sample_actions
+from sva.attacks.rl.agent import FrameAgent, Reinforce, action_log_prob, sample_actions
 
 T = 8
 

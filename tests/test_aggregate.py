@@ -2,7 +2,7 @@ import json
 
 import pandas as pd
 
-from sva.aggregate import COLUMNS, load_records, summarize, table_for_mode
+from sva.evaluation.aggregate import COLUMNS, load_records, summarize, table_for_mode
 
 
 def _rec(video, method, success, map_, s, q, qb, u8=True, mode="untargeted", dataset="ucf", victim="c3d"):
@@ -53,7 +53,7 @@ def _write(path, recs):
 def test_duplicate_records_are_refused_naming_the_files(tmp_path):
     import pytest
 
-    from sva.aggregate import RecordError, check_records
+    from sva.evaluation.aggregate import RecordError, check_records
 
     a = {**_rec("a", "sva", True, 2.0, 0.5, 1000, 200), "label": 0}
     b = {**_rec("b", "sva", True, 2.0, 0.5, 1000, 200), "label": 0}
@@ -65,7 +65,7 @@ def test_duplicate_records_are_refused_naming_the_files(tmp_path):
 def test_foreign_missing_and_relabelled_records_are_refused(tmp_path):
     import pytest
 
-    from sva.aggregate import RecordError, check_records
+    from sva.evaluation.aggregate import RecordError, check_records
 
     a = {**_rec("a", "sva", True, 2.0, 0.5, 1000, 200), "label": 0, "victim_sha256": "x"}
     z = {**_rec("z", "sva", True, 2.0, 0.5, 1000, 200), "label": 0, "victim_sha256": "x"}

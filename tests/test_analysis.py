@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from sva.analysis import coverage_summary, episode_coverage, load_windows
+from sva.evaluation.analysis import coverage_summary, episode_coverage, load_windows
 from sva.cli import main
 
 

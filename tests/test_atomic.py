@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from sva import atomic
+from sva.utils import atomic
 
 
 def test_atomic_path_renames_on_success(tmp_path):

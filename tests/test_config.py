@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from sva.config import ConfigError, deep_merge, load_config, validate_config
+from sva.pipeline.config import ConfigError, deep_merge, load_config, validate_config
 
 
 def test_default_params_validate(repo):
@@ -115,7 +115,7 @@ def test_the_shipped_json_schema_is_current(repo):
     `.venv/bin/sva schema > workflow/schemas/config.schema.json` after a schema change)."""
     import json
 
-    from sva.config import json_schema
+    from sva.pipeline.config import json_schema
 
     shipped = (repo / "workflow/schemas/config.schema.json").read_text()
     assert shipped == json_schema()

@@ -3,7 +3,7 @@ import platform
 import pytest
 import torch
 
-from sva.devices import keep_cpu_memory, pick_device
+from sva.utils.devices import keep_cpu_memory, pick_device
 
 
 def test_auto_picks_cuda_only_when_present():

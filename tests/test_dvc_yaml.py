@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import yaml
 
-from sva import provenance
+from sva.pipeline import provenance
 
-#: DVC stage → the Snakemake stages (sva/provenance.py names) its command runs
+#: DVC stage → the Snakemake stages (sva/pipeline/provenance.py names) its command runs
 RUNS = {
     "data": ["download", "snippets", "features"],
     "victims": ["train_victim", "table1"],

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from sva.estimators import (
+from sva.blackbox.estimators import (
     ESTIMATORS,
     NES,
     GradientEstimator,
@@ -16,7 +16,7 @@ from sva.estimators import (
     targeted_objective,
     untargeted_objective,
 )
-from sva.oracle import Answer, BudgetExhausted, Oracle
+from sva.blackbox.oracle import Answer, BudgetExhausted, Oracle
 
 T, H, W = 4, 4, 4
 D = T * 3 * H * W

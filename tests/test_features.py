@@ -11,10 +11,10 @@ import pytest
 import torch
 import torchvision
 
-from sva import features as ft
-from sva.config import FeatureCfg, SnippetCfg
+from sva.data import features as ft
+from sva.pipeline.config import FeatureCfg, SnippetCfg
 from sva.data.snippets import build_snippets, load_snippets
-from sva.features import (
+from sva.data.features import (
     FEATURE_DIM,
     WeightsError,
     build_features,
@@ -181,7 +181,7 @@ def test_imagenet_without_cache_is_a_clear_error(no_hub):
 
 
 def test_auto_without_cache_falls_back_to_seeded_random(no_hub, caplog):
-    with caplog.at_level(logging.WARNING, logger="sva.features"):
+    with caplog.at_level(logging.WARNING, logger="sva.data.features"):
         model, used = load_resnet18("auto", 5)
     assert used == "none"
     assert any("random init" in r.getMessage() for r in caplog.records)

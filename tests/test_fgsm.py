@@ -1,9 +1,9 @@
 import torch
 
 from sva.attacks.fgsm import SparseFGSM, TargetedSchedule, TargetedSparseFGSM
-from sva.attacks.init import targeted_start
-from sva.estimators import NES
-from sva.oracle import Oracle
+from sva.attacks.targeted_start import targeted_start
+from sva.blackbox.estimators import NES
+from sva.blackbox.oracle import Oracle
 from toys import FrameZeroVictim, LinearVictim, frame_zero_video
 
 

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from sva.gpu import claim_gpu
+from sva.pipeline.gpu import claim_gpu
 
 
 def test_claims_distinct_free_devices_and_releases(tmp_path):
@@ -23,7 +23,7 @@ def test_claims_distinct_free_devices_and_releases(tmp_path):
 
 def test_lock_is_freed_when_the_holder_process_dies(tmp_path):
     code = (
-        "import sys, os; from sva.gpu import claim_gpu; "
+        "import sys, os; from sva.pipeline.gpu import claim_gpu; "
         f"c = claim_gpu({str(tmp_path)!r}, count=1, env={{}}); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

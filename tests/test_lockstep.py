@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from sva.attacks.fgsm import SparseFGSM, TargetedSchedule, TargetedSparseFGSM
-from sva.attacks.init import targeted_start_steps
-from sva.estimators import NES
-from sva.lockstep import Ask, run_alone, run_lockstep
-from sva.oracle import BudgetExhausted, Oracle
+from sva.attacks.targeted_start import targeted_start_steps
+from sva.blackbox.estimators import NES
+from sva.blackbox.lockstep import Ask, run_alone, run_lockstep
+from sva.blackbox.oracle import BudgetExhausted, Oracle
 from toys import FrameZeroVictim, LinearVictim, frame_zero_video
 
 

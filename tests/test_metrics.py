@@ -1,6 +1,6 @@
 import torch
 
-from sva.metrics import is_success, linf, mean_absolute_perturbation, perturbed_frames, sparsity, to_uint8
+from sva.evaluation.metrics import is_success, linf, mean_absolute_perturbation, perturbed_frames, sparsity, to_uint8
 
 
 def test_map_is_mean_abs_times_255():

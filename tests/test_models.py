@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sva.checkpoints import load_victim, save_victim
-from sva.config import C3DCfg, LRCNCfg, VictimsCfg
-from sva.models import (
+from sva.victims.checkpoints import load_victim, save_victim
+from sva.pipeline.config import C3DCfg, LRCNCfg, VictimsCfg
+from sva.victims.models import (
     C3D,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -152,7 +152,7 @@ def test_build_from_arch_matches_build_victim():
 
 
 def test_load_refuses_another_architecture_naming_the_file(tmp_path):
-    from sva.checkpoints import CheckpointError
+    from sva.victims.checkpoints import CheckpointError
 
     model = build_victim("lrcn", SMALL, 10, (32, 32), seed=1)
     path = tmp_path / "c3d.pt"
@@ -164,7 +164,7 @@ def test_load_refuses_another_architecture_naming_the_file(tmp_path):
 
 
 def test_corrupted_checkpoint_is_named(tmp_path):
-    from sva.checkpoints import CheckpointError
+    from sva.victims.checkpoints import CheckpointError
 
     model = build_victim("c3d", SMALL, 10, (32, 32), seed=1)
     path = tmp_path / "c3d.pt"

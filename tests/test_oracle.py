@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sva.oracle import LOG_TINY, Answer, BudgetExhausted, Oracle, QueryCount, log_odds, log_one_minus
+from sva.blackbox.oracle import LOG_TINY, Answer, BudgetExhausted, Oracle, QueryCount, log_odds, log_one_minus
 
 T, H, W = 2, 4, 4
 

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel
 
 from conftest import REPO
-from sva.config import AttacksCfg, load_config
+from sva.pipeline.config import AttacksCfg, load_config
 
 
 @pytest.fixture(scope="module")

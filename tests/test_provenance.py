@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from sva import provenance
-from sva.config import load_config
+from sva.pipeline import provenance
+from sva.pipeline.config import load_config
 
 
 @pytest.fixture

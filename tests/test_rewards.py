@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sva.rewards import RewardWeights, attack_reward, diversity, representativeness, total_reward
+from sva.attacks.rl.rewards import RewardWeights, attack_reward, diversity, representativeness, total_reward
 
 
 def m(*bits: int) -> torch.Tensor:

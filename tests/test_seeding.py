@@ -3,13 +3,13 @@ import sys
 
 import torch
 
-from sva.seeding import derive_seed, numpy_rng, seed_everything, torch_generator
+from sva.utils.seeding import derive_seed, numpy_rng, seed_everything, torch_generator
 
 
 def test_derive_seed_is_stable_across_processes():
     here = derive_seed(3, "video", 17)
     there = subprocess.run(
-        [sys.executable, "-c", "from sva.seeding import derive_seed; print(derive_seed(3, 'video', 17))"],
+        [sys.executable, "-c", "from sva.utils.seeding import derive_seed; print(derive_seed(3, 'video', 17))"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
     assert int(there) == here

@@ -1,14 +1,13 @@
-from pathlib import Path
 
 import pytest
 import torch
 
 from sva.attacks.fgsm import SparseFGSM, TargetedSparseFGSM
-from sva.attacks.sva import SVA, DenseAttack, SVASettings
-from sva.estimators import NES
-from sva.metrics import mean_absolute_perturbation, sparsity
-from sva.oracle import Oracle
-from sva.rewards import RewardWeights
+from sva.attacks.rl.algorithm import SVA, DenseAttack, SVASettings
+from sva.blackbox.estimators import NES
+from sva.evaluation.metrics import mean_absolute_perturbation, sparsity
+from sva.blackbox.oracle import Oracle
+from sva.attacks.rl.rewards import RewardWeights
 from toys import FrameZeroVictim, LinearVictim, frame_zero_video
 
 
@@ -63,7 +62,7 @@ def test_attack_reward_trains_the_agent_towards_the_decisive_frame():
     settings = SVASettings(epochs=12, episodes=5, lr=3e-2, rewards=RewardWeights.preset("attack"),
                            episode_queries=600)
     sva = SVA(*_attacks(), settings, q_full=600, q_half=300)
-    from sva.agent import FrameAgent
+    from sva.attacks.rl.agent import FrameAgent
 
     p_before = FrameAgent(512, 128, seed=7)(feats)[0].item()
     oracle = Oracle(model, 10**6)

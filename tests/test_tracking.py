@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from sva import tracking
+from sva.pipeline import tracking
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +102,7 @@ def test_unreachable_server_fails_fast_with_one_warning(tmp_path, monkeypatch, c
     assert time.monotonic() - t0 < 30
     warnings = _warnings(caplog)
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert warnings[0].name == "sva.tracking"
+    assert warnings[0].name == "sva.pipeline.tracking"
     assert "http://127.0.0.1:9" in warnings[0].getMessage() and "\n" not in warnings[0].getMessage()
     assert tracking.tracking_disabled(tmp_path)
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == tracking.HTTP_ENV_DEFAULTS[
@@ -168,7 +168,7 @@ def test_backdated_start_time(tmp_path):
 
 _WORKER = textwrap.dedent("""
     import sys
-    from sva import tracking
+    from sva.pipeline import tracking
     with tracking.start_run("c", "attacks", f"worker-{sys.argv[1]}", {"worker": sys.argv[1]}, root=sys.argv[2]) as run:
         run.log_metrics({"m": float(sys.argv[1])})
         run.log_params({"i": sys.argv[1]})

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sva.config import C3DCfg, LRCNCfg, TrainCfg, VictimsCfg
-from sva.models import build_victim
-from sva.train import predict, predict_logits, to_video_batch, train_victim
+from sva.pipeline.config import C3DCfg, LRCNCfg, TrainCfg, VictimsCfg
+from sva.victims.models import build_victim
+from sva.victims.training import predict, predict_logits, to_video_batch, train_victim
 
 TINY = VictimsCfg(
     c3d=C3DCfg(width_mult=0.0625, batchnorm=True, fc_dim=32, dropout=0.0),

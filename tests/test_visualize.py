@@ -1,7 +1,7 @@
 import torch
 from PIL import Image
 
-from sva.visualize import perturbation_strip
+from sva.evaluation.strips import perturbation_strip
 
 
 def test_strip_is_a_png_with_three_rows(tmp_path):

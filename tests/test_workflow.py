@@ -64,8 +64,8 @@ def test_attack_set_holds_only_videos_every_victim_gets_right(project):
     folder, _ = project
     import torch
 
-    from sva.checkpoints import load_victim
-    from sva.train import predict
+    from sva.victims.checkpoints import load_victim
+    from sva.victims.training import predict
 
     aset = pd.read_csv(folder / "results/attack_sets/tiny.csv")
     assert len(aset) <= 3
@@ -227,7 +227,7 @@ def test_changing_c3d_epochs_retrains_c3d_only(project):
 
 
 def test_changing_attack_code_reruns_attack_shards(project, monkeypatch):
-    from sva import provenance
+    from sva.pipeline import provenance
 
     before = provenance.code_fingerprint("attack_shard")
     victims = provenance.code_fingerprint("train_victim")

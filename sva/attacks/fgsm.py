@@ -1,7 +1,7 @@
 """The sparse FGSM + NES attack on a frame mask (paper §3.1, Algorithm 2).
 
 One call attacks one video on one mask (one *episode* of SVA); ``episode()`` is the
-same attack as a generator for :mod:`sva.lockstep`, which is how SVA runs the N
+same attack as a generator for :mod:`sva.blackbox.lockstep`, which is how SVA runs the N
 episodes of an epoch side by side (``__call__`` drives it alone). The mask is a bool
 ``(T,)``; the gradient estimate is zero off the mask (NES draws noise only there), and
 ``sign(0) = 0``, so unmasked frames are never changed: the adversarial video is exactly
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from sva.estimators import GradientEstimator, targeted_objective, untargeted_objective
-from sva.lockstep import Ask, run_alone
-from sva.oracle import Answer, BudgetExhausted, Oracle
+from sva.blackbox.estimators import GradientEstimator, targeted_objective, untargeted_objective
+from sva.blackbox.lockstep import Ask, run_alone
+from sva.blackbox.oracle import Answer, BudgetExhausted, Oracle
 
 
 @dataclass
@@ -81,7 +81,7 @@ class SparseFGSM:
 
     def episode(self, x: Tensor, true_label: int, mask: Tensor, generator: torch.Generator,
                 max_queries: int) -> Generator[Ask, Answer, EpisodeResult]:
-        """One episode as a generator (:mod:`sva.lockstep`): at most ``max_queries``.
+        """One episode as a generator (:mod:`sva.blackbox.lockstep`): at most ``max_queries``.
 
         Each step asks for the NES probes (reserving them and the check) and then the
         check; a refused reservation ends the episode like an exhausted cap.
@@ -143,7 +143,7 @@ class TargetedSparseFGSM:
     target, then shrink the L∞ radius ε by Δε while the target label holds.
 
     The starting video ``x_init`` is supplied by the caller (see
-    :func:`sva.attacks.init.targeted_start`); on the unmasked frames it must equal the
+    :func:`sva.attacks.targeted_start.targeted_start`); on the unmasked frames it must equal the
     clean video. Each step: NES estimate (n queries), FGSM step, projection onto the
     smaller ball ε − Δε and one check; if the target is lost, a second check of the
     step projected onto the current ball. Both checks are counted (Algorithm 2 counts
@@ -164,7 +164,7 @@ class TargetedSparseFGSM:
 
     def episode(self, x: Tensor, x_init: Tensor, target: int, mask: Tensor, generator: torch.Generator,
                 max_queries: int) -> Generator[Ask, Answer, EpisodeResult]:
-        """One episode as a generator (:mod:`sva.lockstep`): at most ``max_queries``."""
+        """One episode as a generator (:mod:`sva.blackbox.lockstep`): at most ``max_queries``."""
         s = self.schedule
         estimator = self.estimator.spawn()
         step_cost = estimator.queries_per_estimate + 2

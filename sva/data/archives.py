@@ -1,7 +1,7 @@
 """Safe archive extraction: zip and tar with Python, RAR with ``unar`` (or ``bsdtar``).
 
 Every archive is extracted into a fresh temporary folder beside ``dest`` and renamed
-into place only once complete (:func:`sva.atomic.atomic_path`), so a killed job never
+into place only once complete (:func:`sva.utils.atomic.atomic_path`), so a killed job never
 leaves a half-extracted folder under the final name.
 
 Safety. An entry that would land outside the target folder is refused with
@@ -36,7 +36,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sva.atomic import atomic_path
+from sva.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from sva.atomic import atomic_path, write_json
-from sva.config import DownloadCfg
+from sva.utils.atomic import atomic_path, write_json
+from sva.pipeline.config import DownloadCfg
 from sva.data.archives import ArchiveError, extract, extract_nested
 from sva.data.download import Downloaded, fetch, md5_file
 from sva.data.splits import read_split

@@ -39,9 +39,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from sva.atomic import atomic_path
-from sva.config import SnippetCfg
-from sva.logs import bars_off
+from sva.utils.atomic import atomic_path
+from sva.pipeline.config import SnippetCfg
+from sva.utils.logs import bars_off
 
 log = logging.getLogger(__name__)
 

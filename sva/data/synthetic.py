@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from sva.atomic import atomic_path, write_json, write_text
-from sva.config import SyntheticCfg
-from sva.seeding import numpy_rng
-from sva.logs import bars_off
+from sva.utils.atomic import atomic_path, write_json, write_text
+from sva.pipeline.config import SyntheticCfg
+from sva.utils.seeding import numpy_rng
+from sva.utils.logs import bars_off
 
 FORMAT_VERSION = 1
 FPS = 25

@@ -1,8 +1,8 @@
-# Validate the whole configuration once, before any job runs (sva/config.py).
+# Validate the whole configuration once, before any job runs (sva/pipeline/config.py).
 import os
 
-from sva.config import validate_config
-from sva.provenance import stage_key
+from sva.pipeline.config import validate_config
+from sva.pipeline.provenance import stage_key
 
 CFG = validate_config(config, "configuration (params.yaml + --configfile)")
 DATASETS = sorted(CFG.datasets)
@@ -24,7 +24,7 @@ wildcard_constraints:
 
 def key(stage, **fixed):
     """params.key of a rule: a hash of the config slice the stage reads and of its code
-    (sva/provenance.py), so a change reruns exactly the jobs it affects."""
+    (sva/pipeline/provenance.py), so a change reruns exactly the jobs it affects."""
 
     def of(wc):
         names = {

@@ -1,6 +1,6 @@
-from sva import stages
-from sva.config import validate_config
-from sva.logs import log_to_file
+from sva.pipeline.stages import attacks as stages
+from sva.pipeline.config import validate_config
+from sva.utils.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):
     cfg = validate_config(snakemake.config, "config")

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sva.oracle import log_one_minus
+from sva.blackbox.oracle import log_one_minus
 
 __all__ = ["FEATURE_DIM", "FrameAgent", "Reinforce", "action_log_prob", "sample_actions"]
 

@@ -1,9 +1,9 @@
 """Attack one video end to end, and a shard of videos: build the attack from the
-config, wrap the victim in an :class:`~sva.oracle.Oracle`, attack, let the evaluator
+config, wrap the victim in an :class:`~sva.blackbox.oracle.Oracle`, attack, let the evaluator
 confirm, write the record, the adversarial video and the PNG strip.
 
 The model object never reaches attack code: :func:`attack_video` hands the attack an
-Oracle, and only the evaluator (:mod:`sva.evaluate`) touches the model afterwards.
+Oracle, and only the evaluator (:mod:`sva.evaluation.evaluator`) touches the model afterwards.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     import pandas as pd
 
-from sva import atomic
+from sva.utils import atomic
 from sva.attacks.fgsm import SparseFGSM, TargetedSchedule, TargetedSparseFGSM
-from sva.attacks.sva import SVA, AttackOutcome, DenseAttack, SVASettings
-from sva.config import AttacksCfg, Config
-from sva.estimators import build_estimator
-from sva.evaluate import confirm
-from sva.oracle import Oracle
-from sva.provenance import array_sha256, code_fingerprint, record_key
-from sva.rewards import RewardWeights
-from sva.logs import bars_off
-from sva.seeding import derive_seed, torch_generator
+from sva.attacks.rl.algorithm import SVA, AttackOutcome, DenseAttack, SVASettings
+from sva.pipeline.config import AttacksCfg, Config
+from sva.blackbox.estimators import build_estimator
+from sva.evaluation.evaluator import confirm
+from sva.blackbox.oracle import Oracle
+from sva.pipeline.provenance import array_sha256, code_fingerprint, record_key
+from sva.attacks.rl.rewards import RewardWeights
+from sva.utils.logs import bars_off
+from sva.utils.seeding import derive_seed, torch_generator
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def run_shard(
 
     ``out_dir`` is shared by every shard of a (mode, dataset, victim, method), so a
     change of the shard count reuses every finished video. A video whose record exists
-    under the same :func:`~sva.provenance.record_key` (attack settings, victim checkpoint
+    under the same :func:`~sva.pipeline.provenance.record_key` (attack settings, victim checkpoint
     ``victim_sha256``, the video's data, the attack code) is not attacked again: that
     is how a killed job resumes. A record under another key is recomputed, never
     reused. Each attacked or reused video gets one log line. Returns the shard's records.
@@ -207,7 +207,7 @@ def run_shard(
         png_path = out_dir / "videos" / f"{video_id}.png"
         with atomic.atomic_path(adv_path) as tmp:
             np.savez_compressed(tmp, x_adv=outcome.x_adv.cpu().numpy(), mask=outcome.mask.numpy())
-        from sva.visualize import perturbation_strip
+        from sva.evaluation.strips import perturbation_strip
 
         title = (f"{dataset}/{victim} {method} {mode} {video_id}: label {record['label']} → {record['pred_float']}"
                  f"  MAP {record['map']:.3f}  S {100 * record['sparsity']:.0f}%  Q {record['queries']}"

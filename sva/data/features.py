@@ -35,12 +35,12 @@ import torchvision
 from torch import nn
 from tqdm.auto import tqdm
 
-from sva.atomic import atomic_path
-from sva.config import FeatureCfg
+from sva.utils.atomic import atomic_path
+from sva.pipeline.config import FeatureCfg
 from sva.data.snippets import SnippetStore, load_snippets
-from sva.devices import pick_device
-from sva.seeding import derive_seed
-from sva.logs import bars_off
+from sva.utils.devices import pick_device
+from sva.utils.seeding import derive_seed
+from sva.utils.logs import bars_off
 
 log = logging.getLogger(__name__)
 

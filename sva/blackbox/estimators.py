@@ -2,7 +2,7 @@
 
 One interface, :class:`GradientEstimator`: given the oracle, the current video ``x``
 ``(T, 3, H, W)``, the agent's frame mask ``(T,)`` and an objective mapping an
-:class:`~sva.oracle.Answer` to float64 scores to *maximise*, return an
+:class:`~sva.blackbox.oracle.Answer` to float64 scores to *maximise*, return an
 :class:`Estimate` of the objective's gradient w.r.t. ``x`` -- zero on unmasked frames.
 Estimators query the oracle and nothing else. :func:`build_estimator` makes one by name.
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from sva.lockstep import Ask, run_alone
-from sva.oracle import Answer, BudgetExhausted, Oracle, log_one_minus
+from sva.blackbox.lockstep import Ask, run_alone
+from sva.blackbox.oracle import Answer, BudgetExhausted, Oracle, log_one_minus
 
 __all__ = [
     "ESTIMATORS",
@@ -118,7 +118,7 @@ class GradientEstimator(abc.ABC):
     """Base class: estimate the gradient of ``objective`` at ``x`` through the oracle.
 
     A subclass writes :meth:`steps`, the estimate as an *episode* generator
-    (:mod:`sva.lockstep`): it yields :class:`~sva.lockstep.Ask` for the probes it wants
+    (:mod:`sva.blackbox.lockstep`): it yields :class:`~sva.blackbox.lockstep.Ask` for the probes it wants
     answered and returns an :class:`Estimate`. That lets the attack run several
     estimates (one per SVA episode) in one batched oracle call; :meth:`estimate` runs
     one directly against an oracle.
@@ -163,7 +163,7 @@ class GradientEstimator(abc.ABC):
     ) -> Estimate:
         """Run :meth:`steps` against ``oracle`` (probes counted under its current phase).
 
-        Raises :class:`~sva.oracle.BudgetExhausted`, with nothing queried and the
+        Raises :class:`~sva.blackbox.oracle.BudgetExhausted`, with nothing queried and the
         generator untouched, when the oracle cannot answer a whole estimate.
         """
         n = self.queries_per_estimate

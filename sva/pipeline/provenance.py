@@ -13,7 +13,7 @@ go stale"). Two mechanisms rely on this module:
   never reused.
 
 The code fingerprint of a stage is the SHA-256 of the source of its stage function in
-:mod:`sva.stages` plus every ``sva`` module that function imports, transitively (found
+:mod:`sva.pipeline.stages` plus every ``sva`` module that function imports, transitively (found
 by parsing imports, including those inside functions). Modules that cannot change a
 number are left out (:data:`BOOKKEEPING`): tracking, logging, the CLI, the GPU claim,
 and the config schema, whose effect is entirely in the config slice's values.
@@ -31,24 +31,29 @@ from typing import Any
 
 import numpy as np
 
-from sva.config import Config
+from sva.pipeline.config import Config
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 #: modules that record, log or schedule but never change an output's content
 BOOKKEEPING = frozenset({
-    "sva.tracking", "sva.logs", "sva.cli", "sva.gpu", "sva.config", "sva.provenance", "sva.errors",
+    "sva.pipeline.tracking", "sva.utils.logs", "sva.cli", "sva.pipeline.gpu", "sva.pipeline.config", "sva.pipeline.provenance", "sva.utils.errors",
 })
 
-#: stages that are not a function of :mod:`sva.stages`: stage name → root module
-STAGE_MODULES = {"results_doc": "sva.report"}
+#: stages that are not a function of :mod:`sva.pipeline.stages`: stage name → root module
+STAGE_MODULES = {"results_doc": "sva.pipeline.report"}
 
-#: stage name → the function in :mod:`sva.stages` that implements it
+#: stage name → the module of :mod:`sva.pipeline.stages` (one per rule file) whose
+#: function of the same name implements it
 STAGE_FUNCTIONS = {
-    "download": "download", "snippets": "snippets", "features": "features",
-    "train_victim": "train_victim", "table1": "table1", "attack_set": "attack_set",
-    "attack_shard": "attack_shard", "attack_table": "attack_table",
+    "download": "data", "snippets": "data", "features": "data",
+    "train_victim": "victims", "table1": "victims", "attack_set": "attack_set",
+    "attack_shard": "attacks", "attack_table": "attacks",
 }
+
+
+#: modules a stage imports dynamically (by name, not by an import statement)
+STAGE_EXTRA_ROOTS: dict[str, set[str]] = {}
 
 #: attack settings that choose which jobs run, not what one video's attack does
 ATTACK_JOB_SELECTION = ("methods", "modes", "shards")
@@ -146,23 +151,28 @@ def module_closure(roots: set[str]) -> set[str]:
     return seen
 
 
+def _stage_module(stage: str):
+    import importlib
+
+    return importlib.import_module(f"sva.pipeline.stages.{STAGE_FUNCTIONS[stage]}")
+
+
 def stage_modules(stage: str) -> set[str]:
     """The modules a pipeline stage runs (see the module docstring)."""
-    from sva import stages
-
     if stage in STAGE_MODULES:
         return module_closure({STAGE_MODULES[stage]})
-    fn = getattr(stages, STAGE_FUNCTIONS[stage])
-    tree = ast.parse(inspect.getsource(stages))
-    # module-level imports of sva.stages apply to every stage; function-level ones only
-    # to the function that makes them
+    module = _stage_module(stage)
+    name = module.__name__
+    tree = ast.parse(inspect.getsource(module))
+    # module-level imports of the stage's module apply to every stage in it;
+    # function-level ones only to the function that makes them
     module_level = set()
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            module_level |= _imports(ast.Module(body=[node], type_ignores=[]), "sva.stages")
-    fn_tree = ast.parse(inspect.getsource(fn).lstrip())
-    roots = module_level | _imports(fn_tree, "sva.stages")
-    return module_closure(roots)
+            module_level |= _imports(ast.Module(body=[node], type_ignores=[]), name)
+    fn_tree = ast.parse(inspect.getsource(getattr(module, stage)).lstrip())
+    roots = module_level | _imports(fn_tree, name) | STAGE_EXTRA_ROOTS.get(stage, set())
+    return module_closure(roots) - {name}
 
 
 def stage_files(stage: str) -> list[Path]:
@@ -171,12 +181,11 @@ def stage_files(stage: str) -> list[Path]:
 
 
 def _stages_source_for(stage: str) -> str:
-    """The source of :mod:`sva.stages` without the other stages' functions (helpers and
-    constants stay: any stage may use them)."""
-    from sva import stages
-
-    lines = inspect.getsource(stages).splitlines(keepends=True)
-    others = {STAGE_FUNCTIONS[s] for s in STAGE_FUNCTIONS if s != stage}
+    """The source of the stage's module without the other stages' functions (helpers and
+    constants stay: any stage of the module may use them)."""
+    module = _stage_module(stage)
+    lines = inspect.getsource(module).splitlines(keepends=True)
+    others = {s for s, m in STAGE_FUNCTIONS.items() if s != stage and m == STAGE_FUNCTIONS[stage]}
     drop: set[int] = set()
     for node in ast.parse("".join(lines)).body:
         if isinstance(node, ast.FunctionDef) and node.name in others:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sva.models.normalize import Normalize
+from sva.victims.models.normalize import Normalize
 
 BASE_CHANNELS = (64, 128, 256, 256, 512, 512, 512, 512)
 # (conv indices before the pool, pool kernel, pool padding)

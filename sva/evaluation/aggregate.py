@@ -13,21 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sva.errors import UserError
+from sva.evaluation.paper import paper_attack_row
+from sva.utils.errors import UserError
 
-#: SVA rows of the paper's Table 3 (untargeted) and Table 4 (targeted):
-#: (kind, victim, mode) → (MAP, S %, Q, FR %)
-PAPER_SVA = {
-    ("ucf101", "c3d", "untargeted"): (2.4450, 63.14, 9402.28, 86.0),
-    ("ucf101", "lrcn", "untargeted"): (2.396, 62.14, 6132.38, 63.0),
-    ("hmdb51", "c3d", "untargeted"): (2.3940, 51.37, 24948.67, 98.0),
-    ("hmdb51", "lrcn", "untargeted"): (3.1570, 62.50, 18868.09, 64.0),
-    ("ucf101", "c3d", "targeted"): (3.6450, 57.24, 36497.5, 32.0),
-    ("ucf101", "lrcn", "targeted"): (3.270, 56.64, 57850.4, 41.0),
-    ("hmdb51", "c3d", "targeted"): (3.8960, 62.15, 42900.3, 38.0),
-    ("hmdb51", "lrcn", "targeted"): (3.5170, 66.77, 47681.9, 36.0),
-}
-
+PAPER_COLUMNS = (("MAP", "MAP"), ("S", "S (%)"), ("Q", "Q"), ("FR", "FR (%)"))
 COLUMNS = ["dataset", "victim", "method", "MAP", "S (%)", "Q", "FR (%)", "Q best episode", "FR uint8 (%)",
            "videos", "paper MAP", "paper S (%)", "paper Q", "paper FR (%)"]
 
@@ -115,7 +104,7 @@ def summarize(records: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.
     for (dataset, victim, method, mode), g in records.groupby(["dataset", "victim", "method", "mode"], sort=True):
         ok = g[g["success"]]
         mean = (lambda s: float(s.mean()) if len(s) else np.nan)
-        paper = PAPER_SVA.get((kinds.get(dataset, dataset), victim, mode)) if method == "sva" else None
+        paper = paper_attack_row(kinds.get(dataset, dataset), victim, method, mode)
         out.append({
             "dataset": dataset, "victim": victim, "method": method, "mode": mode,
             "MAP": round(mean(ok["map"]), 4),
@@ -125,8 +114,7 @@ def summarize(records: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.
             "Q best episode": round(mean(ok["queries_best_episode"].astype(float)), 1),
             "FR uint8 (%)": round(100 * float(g["success_uint8"].mean()), 1),
             "videos": len(g),
-            "paper MAP": paper[0] if paper else None, "paper S (%)": paper[1] if paper else None,
-            "paper Q": paper[2] if paper else None, "paper FR (%)": paper[3] if paper else None,
+            **{f"paper {col}": (paper or {}).get(key) for key, col in PAPER_COLUMNS},
         })
     return pd.DataFrame(out)
 

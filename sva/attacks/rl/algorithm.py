@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from sva.agent import FrameAgent, Reinforce, sample_actions
+from sva.attacks.rl.agent import FrameAgent, Reinforce, sample_actions
 from sva.attacks.fgsm import EpisodeResult, SparseFGSM, TargetedSparseFGSM
-from sva.attacks.init import targeted_start_steps
-from sva.lockstep import Ask, run_alone, run_lockstep
-from sva.metrics import mean_absolute_perturbation
-from sva.oracle import Answer, Oracle
-from sva.rewards import RewardWeights, attack_reward
+from sva.attacks.targeted_start import targeted_start_steps
+from sva.blackbox.lockstep import Ask, run_alone, run_lockstep
+from sva.evaluation.metrics import mean_absolute_perturbation
+from sva.blackbox.oracle import Answer, Oracle
+from sva.attacks.rl.rewards import RewardWeights, attack_reward
 
 
 @dataclass
@@ -111,7 +111,7 @@ class SVA:
     """Sparse video attack with an RL frame-selection agent (Algorithm 1).
 
     The ``N`` episodes of an epoch share the same policy ``p``, so they are independent
-    given it: they run side by side (:func:`sva.lockstep.run_lockstep`), their queries
+    given it: they run side by side (:func:`sva.blackbox.lockstep.run_lockstep`), their queries
     merged into full oracle batches. Each episode has its own noise generator, seeded
     from the video's generator, and its own query count and cap; when the video's
     budget cannot cover every episode's next step, lower-index episodes go first.

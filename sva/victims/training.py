@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sva.config import TrainCfg
-from sva.seeding import derive_seed
-from sva.logs import bars_off
+from sva.pipeline.config import TrainCfg
+from sva.utils.seeding import derive_seed
+from sva.utils.logs import bars_off
 
 
 def to_video_batch(x_uint8: np.ndarray, device: torch.device | str) -> torch.Tensor:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from sva.errors import UserError
+from sva.utils.errors import UserError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -310,5 +310,5 @@ def json_schema() -> str:
     import json
 
     schema = Config.model_json_schema()
-    schema["title"] = "SVA workbench configuration (params.yaml; sva/config.py)"
+    schema["title"] = "SVA workbench configuration (params.yaml; sva/pipeline/config.py)"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

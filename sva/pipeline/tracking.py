@@ -8,7 +8,7 @@ prefix: ``<prefix>-victims``, ``<prefix>-attacks``, ``<prefix>-tables``.
 
 **Failures.** Tracking is bookkeeping; it must never stop an attack or a training. Every
 public function here catches whatever MLflow (or SQLAlchemy, or requests) raises, logs
-*one* warning on the ``sva.tracking`` logger naming the tracking URI (and, for SQLite,
+*one* warning on the ``sva.pipeline.tracking`` logger naming the tracking URI (and, for SQLite,
 the database file) with a one-line reason, and disables tracking for that URI for the
 rest of the process: later calls are silent no-ops, nothing is retried. Only SQLite's
 transient ``database is locked`` under concurrent jobs is retried (:func:`_retry`).

@@ -3,7 +3,7 @@
 An *episode* is written as a Python generator that, instead of calling the oracle,
 yields an :class:`Ask` (the videos it wants answered, the phase to count them under,
 and how many queries it must be able to spend to finish its current step) and
-receives the oracle's :class:`~sva.oracle.Answer` back. Its ``return`` value is the
+receives the oracle's :class:`~sva.blackbox.oracle.Answer` back. Its ``return`` value is the
 episode's result.
 
 :func:`run_lockstep` drives ``N`` such episodes in rounds: each round it collects the
@@ -18,7 +18,7 @@ Budget: an ask with ``reserve = r`` declares that the episode needs ``r`` more q
 to complete the step it starts (e.g. the NES population plus the check). The driver
 grants reservations in episode order while the oracle's remaining budget covers all
 outstanding ones; an episode whose reservation cannot be granted receives
-:class:`~sva.oracle.BudgetExhausted` at its ``yield`` and ends there (it should catch
+:class:`~sva.blackbox.oracle.BudgetExhausted` at its ``yield`` and ends there (it should catch
 it and return its result). So a step is never started that the budget cannot finish,
 nothing overshoots (the oracle refuses that anyway), and when the budget binds,
 lower-index episodes keep priority, as if they had run first.
@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from sva.oracle import Answer, BudgetExhausted, Oracle
+from sva.blackbox.oracle import Answer, BudgetExhausted, Oracle
 
 __all__ = ["Ask", "Episode", "run_alone", "run_lockstep"]
 

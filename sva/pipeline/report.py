@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from sva import atomic, tracking
+from sva.pipeline import tracking
+from sva.utils import atomic
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -101,7 +102,7 @@ def attack_jobs(results: Path) -> str:
 
 def window_coverage(results: Path, data: Path = Path("data")) -> str:
     """The window-coverage table of every synthetic dataset's current attack records."""
-    from sva.analysis import coverage_summary, episode_coverage, load_windows
+    from sva.evaluation.analysis import coverage_summary, episode_coverage, load_windows
 
     parts = []
     for windows in sorted((data / "raw").glob("*/windows.csv")):

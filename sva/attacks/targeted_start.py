@@ -17,8 +17,8 @@ from collections.abc import Generator
 import torch
 from torch import Tensor
 
-from sva.lockstep import Ask, run_alone
-from sva.oracle import Answer, BudgetExhausted, Oracle
+from sva.blackbox.lockstep import Ask, run_alone
+from sva.blackbox.oracle import Answer, BudgetExhausted, Oracle
 
 
 def targeted_start(oracle: Oracle, x: Tensor, mask: Tensor, target: int, candidates: Tensor) -> Tensor | None:
@@ -33,7 +33,7 @@ def targeted_start(oracle: Oracle, x: Tensor, mask: Tensor, target: int, candida
 
 def targeted_start_steps(x: Tensor, mask: Tensor, target: int,
                          candidates: Tensor) -> Generator[Ask, Answer, tuple[Tensor | None, int]]:
-    """:func:`targeted_start` as an episode generator (:mod:`sva.lockstep`), phase
+    """:func:`targeted_start` as an episode generator (:mod:`sva.blackbox.lockstep`), phase
     ``init``; returns ``(start or None, queries asked)``."""
     m = mask.to(x.device).view(-1, 1, 1, 1)
     asked = 0

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sva.models.normalize import Normalize
+from sva.victims.models.normalize import Normalize
 
 INCEPTION_SIZE = 299
 SMALL_FEATURE_DIM = 256

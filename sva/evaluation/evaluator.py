@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from sva.metrics import is_success, linf, mean_absolute_perturbation, perturbed_frames, sparsity, to_uint8
+from sva.evaluation.metrics import is_success, linf, mean_absolute_perturbation, perturbed_frames, sparsity, to_uint8
 
 
 @torch.inference_mode()

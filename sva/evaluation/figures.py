@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sva.atomic import atomic_path
+from sva.utils.atomic import atomic_path
 
 
 def attack_table_figure(table: pd.DataFrame, path: str | Path, title: str) -> Path:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from sva.atomic import atomic_path
-from sva.metrics import perturbed_frames
+from sva.utils.atomic import atomic_path
+from sva.evaluation.metrics import perturbed_frames
 
 
 def _hwc(video: Tensor) -> np.ndarray:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from sva.errors import UserError
+from sva.utils.errors import UserError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -21,7 +21,7 @@ def log_to_file(path: str | Path | None, level: int = logging.INFO) -> Iterator[
     The log is appended to, never overwritten: a resumed job's log keeps the lines of
     the job that did the work. An uncaught exception is written to the log with its
     traceback before it propagates, so ``logs/…`` explains every failed job; a
-    :class:`~sva.errors.UserError` (bad config, missing or corrupted file) is written as
+    :class:`~sva.utils.errors.UserError` (bad config, missing or corrupted file) is written as
     its one-line message instead and the job exits with status 1, without a traceback.
     """
     os.environ.setdefault("SVA_PROGRESS_BARS", "0")

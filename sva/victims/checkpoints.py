@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from sva.atomic import atomic_path
-from sva.errors import UserError
-from sva.models import build_from_arch
+from sva.utils.atomic import atomic_path
+from sva.utils.errors import UserError
+from sva.victims.models import build_from_arch
 
 CHECKPOINT_VERSION = 1
 
@@ -39,7 +39,7 @@ def save_victim(
 ) -> Path:
     """Save ``model`` (built by ``build_victim(name, ...)``) to ``path`` atomically.
 
-    ``arch_cfg`` is :func:`sva.models.victim_arch`'s dict. ``meta`` (accuracy, seed,
+    ``arch_cfg`` is :func:`sva.victims.models.victim_arch`'s dict. ``meta`` (accuracy, seed,
     dataset, ...) must be JSON-like; it is stored as primitives. ``num_frames`` defaults
     to the model's own input size (C3D) or 16.
     """

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from sva.config import VictimsCfg
-from sva.models.c3d import C3D, c3d_feature_shape
-from sva.models.lrcn import LRCN
-from sva.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
-from sva.seeding import derive_seed
+from sva.pipeline.config import VictimsCfg
+from sva.victims.models.c3d import C3D, c3d_feature_shape
+from sva.victims.models.lrcn import LRCN
+from sva.victims.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
+from sva.utils.seeding import derive_seed
 
 VICTIMS = ("c3d", "lrcn")
 

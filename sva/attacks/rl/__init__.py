@@ -1,0 +1,1 @@
+"""sva/attacks/rl"""

@@ -1,0 +1,103 @@
+"""Stages of ``workflow/rules/attacks.smk``: attack a shard of videos, Tables 3 and 4.
+
+Thin wrappers: plain arguments in, files out; the Snakemake scripts in
+``workflow/scripts/`` unpack the ``snakemake`` object and call them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sva.pipeline import tracking
+from sva.utils import atomic
+from sva.pipeline.config import Config
+from sva.utils.devices import keep_cpu_memory, pick_device
+from sva.pipeline.provenance import attack_settings, file_sha256
+
+log = logging.getLogger(__name__)
+
+
+def attack_shard(
+    cfg: Config, dataset: str, victim: str, method: str, mode: str, shard: int, attack_set_csv: Path,
+    snippets_dir: Path, features_path: Path, ckpt_path: Path, out_json: Path, root: Path = Path("."),
+    threads: int = 1,
+) -> list[dict]:
+    """Attack one shard of the attack set; one MLflow run per attacked video.
+
+    Claims a free GPU first when CUDA is present (see :mod:`sva.pipeline.gpu`). Per-video
+    records are kept under ``<shard folder>/videos/`` as they finish, so a killed job
+    resumes where it stopped; the shard file (the Snakemake output) is written last.
+    """
+    from sva.pipeline.gpu import claim_gpu
+
+    claim = claim_gpu(Path(root) / ".gpu-locks")
+    import torch
+
+    from sva.pipeline.attack_job import run_shard
+    from sva.victims.checkpoints import load_victim
+    from sva.data.snippets import load_snippets
+
+    torch.set_num_threads(max(1, int(threads)))
+    keep_cpu_memory()
+    try:
+        device = pick_device(cfg.device)
+        store = load_snippets(Path(snippets_dir))
+        feats = np.load(features_path, mmap_mode="r")
+        model, _info = load_victim(ckpt_path, device, expect=victim)
+        aset = pd.read_csv(attack_set_csv)
+        prefix = cfg.tracking.experiment_prefix
+
+        settings = {"attacks": attack_settings(cfg)}
+
+        def log_run(record: dict, png: Path, rec_path: Path) -> None:
+            # never raises: a tracking failure is one warning, the attacks go on
+            tracking.log_attack_record(prefix, {**record, "params": settings}, rec_path, png, root)
+
+        victim_sha = file_sha256(ckpt_path)
+        log.info("%s/%s %s %s shard %d/%d: victim %s (sha256 %s), device %s", dataset, victim, method, mode,
+                 shard, cfg.attacks.shards, ckpt_path, victim_sha[:16], device)
+        out_dir = Path(out_json).parent  # shared by every shard: re-sharding reuses finished videos
+        records = run_shard(cfg, dataset, victim, method, mode, shard, aset, store, feats, model, device,
+                            out_dir, victim_sha, on_record=log_run)
+        atomic.write_json(out_json, records)
+        return records
+    finally:
+        claim.release()
+
+
+def attack_table(cfg: Config, mode: str, shard_paths: list[Path], out_csv: Path, out_png: Path,
+                 root: Path = Path("."), attack_set_csvs: list[Path] | None = None,
+                 ckpt_paths: list[Path] | None = None, out_metrics: Path | None = None) -> pd.DataFrame:
+    """Table 3 (untargeted) or Table 4 (targeted) from the shard records, plus a figure.
+
+    Refuses duplicate or foreign records (:func:`sva.evaluation.aggregate.check_records`) against
+    the attack sets (``results/attack_sets/<dataset>.csv``) and the victim checkpoints
+    (``results/victims/<dataset>/<victim>.pt``) given. ``out_metrics``: the table's
+    numbers as flat JSON (``dvc metrics diff`` compares two runs)."""
+    from sva.evaluation.aggregate import check_records, load_records, summarize, table_for_mode, table_metrics
+    from sva.evaluation.figures import attack_table_figure
+
+    records = load_records(shard_paths)
+    sets = {Path(p).stem: pd.read_csv(p, dtype={"video_id": str}) for p in attack_set_csvs or []}
+    shas = {(Path(p).parent.name, Path(p).stem): file_sha256(p) for p in ckpt_paths or []}
+    if attack_set_csvs is not None:
+        check_records(records, sets, shas)
+    kinds = {name: ds.kind for name, ds in cfg.datasets.items()}
+    table = table_for_mode(summarize(records, kinds), mode)
+    atomic.write_csv(out_csv, table)
+    if out_metrics is not None:
+        atomic.write_json(out_metrics, table_metrics(table))
+    attack_table_figure(table, out_png, f"{mode} attacks")
+    number = "table3" if mode == "untargeted" else "table4"
+    with tracking.start_run(cfg.tracking.experiment_prefix, "tables", number, {"table": number, "mode": mode},
+                            root) as run:
+        for r in table.to_dict("records"):
+            key = f"{r['dataset']}.{r['victim']}.{r['method']}"
+            run.log_metrics({f"{key}.{m}": r[c] for m, c in
+                             (("MAP", "MAP"), ("S", "S (%)"), ("Q", "Q"), ("FR", "FR (%)")) if pd.notna(r[c])})
+        run.log_artifact(out_csv)
+        run.log_artifact(out_png)
+    return table
