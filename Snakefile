@@ -22,14 +22,19 @@ include: "workflow/rules/attacks.smk"
 include: "workflow/rules/results_doc.smk"
 
 
+# The main run builds everything; a study (--config study=<name>) its own tables only.
 rule all:
     default_target: True
     input:
-        "results/table1.csv",
-        expand("results/{table}.csv", table=result_tables()),
-        expand("results/attack_sets/{dataset}.csv", dataset=DATASETS),
-        expand("data/features/{dataset}/features.npy", dataset=DATASETS),
-        "docs/results.md",
+        study_tables()
+        if STUDY
+        else [
+            "results/table1.csv",
+            *study_tables(),
+            *expand("results/attack_sets/{dataset}.csv", dataset=DATASETS),
+            *expand("data/features/{dataset}/features.npy", dataset=DATASETS),
+            "docs/results.md",
+        ],
 
 
 rule data:

@@ -67,7 +67,7 @@ def _run(args) -> int:
         cfg = load_config(*(args.config or ["params.yaml"]))
         files = args.files or sorted(glob.glob("results/attacks/*/*/*/*/videos/*.json"))
         counts = tracking.sync_records(cfg.tracking.experiment_prefix, files,
-                                       params={"attacks": attack_settings(cfg)})
+                                       params=lambda r: {"attacks": attack_settings(cfg, r["method"], r["mode"])})
         print(f"{counts['logged']} records logged, {counts['present']} already in MLflow, "
               f"{counts['failed']} failed ({tracking.tracking_uri()})")
         return 1 if counts["failed"] else 0

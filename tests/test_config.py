@@ -22,14 +22,11 @@ def test_paper_config_switches_to_real_datasets(repo):
 
 def test_every_shipped_override_validates(repo):
     files = sorted((repo / "config").glob("*.yaml"))
-    assert len(files) >= 3
+    assert len(files) >= 2
     for f in files:
         load_config(repo / "params.yaml", f)
     targeted = load_config(repo / "params.yaml", repo / "config" / "targeted.yaml")
     assert targeted.attacks.modes == ["untargeted", "targeted"]
-    study = load_config(repo / "params.yaml", repo / "config" / "study_long_episodes.yaml")
-    assert (study.attacks.sva.epochs, study.attacks.sva.episode_queries_untargeted) == (1, 6000)
-    assert study.attacks.sva.episodes == 5  # nested keys merge, the rest stays
 
 
 def _default(repo):
@@ -91,22 +88,38 @@ def test_deep_merge_keeps_siblings():
     assert merged == {"a": {"b": 5, "c": 2}, "d": 3}
 
 
-@pytest.mark.parametrize("mode, key", [("untargeted", "budget_untargeted"), ("targeted", "budget_targeted")])
-def test_a_budget_below_one_attack_step_is_a_config_error(repo, mode, key):
+@pytest.mark.parametrize("mode", ["untargeted", "targeted"])
+def test_a_budget_below_one_attack_step_is_a_config_error(repo, mode):
     data = _default(repo)
-    data["attacks"][key] = 10
-    pop = data["attacks"]["nes"]["population"]
-    need = 1 + pop + 1 if mode == "untargeted" else 1 + data["attacks"]["targeted"]["init_candidates"] + pop + 2
-    with pytest.raises(ConfigError, match=rf"attacks: {key}: 10 queries .* smallest workable budget is {need}\b"):
+    block = data["attacks"][mode]
+    block["budget"] = 10
+    pop = block["nes_population"]
+    need = 1 + pop + 1 if mode == "untargeted" else 1 + block["init_candidates"] + pop + 2
+    with pytest.raises(ConfigError, match=rf"attacks: {mode}\.budget: 10 queries .* smallest workable budget is {need}\b"):
         validate_config(data, "params.yaml")
-    data["attacks"][key] = need  # exactly one step fits
+    block["budget"] = need  # exactly one step fits
     validate_config(data, "params.yaml")
 
 
 def test_an_episode_cap_below_one_step_is_a_config_error(repo):
     data = _default(repo)
-    data["attacks"]["sva"]["episode_queries_untargeted"] = 20
-    with pytest.raises(ConfigError, match=r"sva\.episode_queries_untargeted: 20 .* smallest workable episode cap is 49"):
+    data["attacks"]["sva"]["untargeted"]["episode_queries"] = 20
+    with pytest.raises(ConfigError, match=r"sva\.untargeted\.episode_queries: 20 .* smallest workable episode cap is 49"):
+        validate_config(data, "params.yaml")
+
+
+def test_methods_come_from_the_registry(repo):
+    """The allowed method names are the registered attacks; each has its own block."""
+    from sva.attacks import attack_classes
+
+    data = _default(repo)
+    data["attacks"]["methods"] = ["sva", "nosuch"]
+    with pytest.raises(ConfigError, match=r"attacks\.methods\.1: Input should be " + "|".join(
+            f"'{n}'" for n in attack_classes())):
+        validate_config(data, "params.yaml")
+    data["attacks"]["methods"] = ["dense"]
+    data["attacks"]["dense"] = {"epochs": 3}  # dense has no settings of its own
+    with pytest.raises(ConfigError, match=r"attacks\.dense\.epochs: unknown key"):
         validate_config(data, "params.yaml")
 
 

@@ -26,6 +26,8 @@ def test_every_stage_depends_on_the_code_it_runs_and_on_seed(repo):
     for name, smk_stages in RUNS.items():
         deps = stages[name]["deps"]
         for smk in smk_stages:
+            module = f"sva/pipeline/stages/{provenance.STAGE_FUNCTIONS[smk]}.py"
+            assert _covered(module, deps), f"dvc.yaml stage {name!r} does not depend on {module}"
             for path in provenance.stage_files(smk):
                 rel = path.relative_to(provenance.PACKAGE_DIR.parent).as_posix()
                 assert _covered(rel, deps), f"dvc.yaml stage {name!r} does not depend on {rel} ({smk} runs it)"

@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 from sva.data import features as ft
-from sva.pipeline.config import FeatureCfg, SnippetCfg
+from sva.data.settings import FeatureCfg, SnippetCfg
 from sva.data.snippets import build_snippets, load_snippets
 from sva.data.features import (
     FEATURE_DIM,

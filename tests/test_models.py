@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sva.victims.checkpoints import load_victim, save_victim
-from sva.pipeline.config import C3DCfg, LRCNCfg, VictimsCfg
+from sva.victims.settings import C3DCfg, LRCNCfg, VictimsCfg
 from sva.victims.models import (
     C3D,
     IMAGENET_MEAN,

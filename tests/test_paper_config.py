@@ -44,11 +44,11 @@ def test_bounds_and_budgets(paper):
     # §3.4: "ε_adv = 0.05 per frame"
     assert a.eps == 0.05
     # paper silent on the untargeted FGSM step (§3.4 "adopts the strategy in [27]"): 1/255
-    assert a.alpha == 1 / 255
+    assert a.untargeted.alpha == 1 / 255
     # §3.4: "3×10^4 in the un-targeted mode"
-    assert a.budget_untargeted == 30_000
+    assert a.untargeted.budget == 30_000
     # §3.4: "6×10^4 in the targeted mode"
-    assert a.budget_targeted == 60_000
+    assert a.targeted.budget == 60_000
     # Algorithm 2 ("Q ← 0" per episode) and Eq. 8 ("Q > 30000" per episode): each
     # episode gets the whole budget
     assert a.budget_scope == "episode"
@@ -57,17 +57,17 @@ def test_bounds_and_budgets(paper):
     # paper silent (job layout only); schema default
     assert a.shards == 2
     # Algorithm 2 lines 10-15: only a confirmed iterate is accepted, never a probe
-    assert a.accept_probes is False
+    assert a.untargeted.accept_probes is False
 
 
 def test_nes(paper):
-    nes = paper.attacks.nes
-    # §3.4: "we set the population size as 48"
-    assert nes.population == 48
+    a = paper.attacks
+    # §3.4: "we set the population size as 48" (both modes)
+    assert a.untargeted.nes_population == a.targeted.nes_population == 48
     # §3.4: Δ = 10^-3 "for the un-targeted attack setting"
-    assert nes.sigma_untargeted == 1e-3
+    assert a.untargeted.nes_sigma == 1e-3
     # §3.4: Δ = 10^-6 "for the targeted attack"
-    assert nes.sigma_targeted == 1e-6
+    assert a.targeted.nes_sigma == 1e-6
 
 
 def test_targeted_schedule(paper):
@@ -107,9 +107,9 @@ def test_sva(paper):
     # Eq. 9, §4.5.1: full SVA = R_attack + R_rep + R_div
     assert s.rewards == "full"
     # paper silent on a per-episode cap below the budget (each episode has the budget)
-    assert s.episode_queries_untargeted is None
+    assert s.untargeted.episode_queries is None
     # paper silent (as above)
-    assert s.episode_queries_targeted is None
+    assert s.targeted.episode_queries is None
 
 
 def _missing(data: dict, model: type[BaseModel], prefix: str) -> list[str]:
@@ -146,5 +146,5 @@ def test_the_walk_sees_nested_sections():
     """The check above recurses: a key missing from a nested section is reported."""
     own = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["attacks"]
     del own["sva"]["lr"]
-    del own["nes"]
-    assert _missing(own, AttacksCfg, "attacks") == ["attacks.nes", "attacks.sva.lr"]
+    del own["targeted"]["nes_sigma"]
+    assert _missing(own, AttacksCfg, "attacks") == ["attacks.targeted.nes_sigma", "attacks.sva.lr"]

@@ -15,21 +15,31 @@ def cfg(repo):
     return load_config(repo / "params.yaml")
 
 
-def _names(stage):
-    return {p.relative_to(provenance.PACKAGE_DIR).as_posix() for p in provenance.stage_files(stage)}
+def _names(stage, method=None):
+    return {p.relative_to(provenance.PACKAGE_DIR).as_posix() for p in provenance.stage_files(stage, method)}
 
 
 def test_stage_closures_follow_imports_and_leave_out_bookkeeping():
     attack = _names("attack_shard")
-    assert {"attacks/fgsm.py", "attacks/sva.py", "attacks/runner.py", "oracle.py", "lockstep.py",
-            "estimators.py", "metrics.py", "agent.py", "rewards.py", "evaluate.py", "seeding.py",
-            "checkpoints.py", "visualize.py"} <= attack
-    assert not attack & {"tracking.py", "logs.py", "cli.py", "gpu.py", "config.py"}
+    assert {"attacks/fgsm.py", "attacks/rl/algorithm.py", "attacks/dense.py", "pipeline/attack_job.py",
+            "blackbox/oracle.py", "blackbox/lockstep.py", "blackbox/estimators.py", "evaluation/metrics.py",
+            "attacks/rl/agent.py", "attacks/rl/rewards.py", "evaluation/evaluator.py", "utils/seeding.py",
+            "victims/checkpoints.py", "evaluation/strips.py"} <= attack
+    assert not attack & {"pipeline/tracking.py", "utils/logs.py", "cli.py", "pipeline/gpu.py", "pipeline/config.py"}
     train = _names("train_victim")
-    assert {"train.py", "checkpoints.py", "models/c3d.py", "models/lrcn.py"} <= train
-    assert "attacks/fgsm.py" not in train and "oracle.py" not in train
-    assert "data/synthetic.py" in _names("download") and "train.py" not in _names("download")
-    assert "report.py" in _names("results_doc")
+    assert {"victims/training.py", "victims/checkpoints.py", "victims/models/c3d.py", "victims/models/lrcn.py"} <= train
+    assert "attacks/fgsm.py" not in train and "blackbox/oracle.py" not in train
+    assert "data/synthetic.py" in _names("download") and "victims/training.py" not in _names("download")
+    assert "pipeline/report.py" in _names("results_doc")
+    assert "evaluation/paper_numbers.yaml" in _names("table1")  # a data file counts as source
+
+
+def test_a_method_is_covered_by_its_own_jobs_only():
+    """The registry imports methods by name; each method's attack jobs cover its module
+    and what it imports, not the other methods' modules."""
+    dense, sva = _names("attack_shard", "dense"), _names("attack_shard", "sva")
+    assert "attacks/dense.py" in dense and "attacks/rl/algorithm.py" not in dense
+    assert {"attacks/rl/algorithm.py", "attacks/rl/agent.py"} <= sva and "attacks/dense.py" not in sva
 
 
 def test_editing_a_file_changes_exactly_the_stages_that_run_it(tmp_path, monkeypatch):
@@ -37,18 +47,31 @@ def test_editing_a_file_changes_exactly_the_stages_that_run_it(tmp_path, monkeyp
     shutil.copytree(provenance.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(provenance, "PACKAGE_DIR", copy)
     provenance.code_fingerprint.cache_clear()
-    before = {s: provenance.code_fingerprint(s) for s in ("attack_shard", "train_victim", "download")}
+    def prints():
+        provenance.code_fingerprint.cache_clear()
+        return {**{s: provenance.code_fingerprint(s) for s in ("attack_shard", "train_victim", "download")},
+                **{m: provenance.code_fingerprint("attack_shard", m) for m in ("sva", "dense")}}
+
+    before = prints()
     (copy / "attacks/fgsm.py").write_text((copy / "attacks/fgsm.py").read_text() + "\n# edit\n")
+    after = prints()
+    assert {k for k in before if after[k] != before[k]} == {"attack_shard", "sva", "dense"}
+    (copy / "attacks/dense.py").write_text((copy / "attacks/dense.py").read_text() + "\n# edit\n")
+    again = prints()
     provenance.code_fingerprint.cache_clear()
-    after = {s: provenance.code_fingerprint(s) for s in before}
-    provenance.code_fingerprint.cache_clear()
-    assert after["attack_shard"] != before["attack_shard"]
-    assert after["train_victim"] == before["train_victim"] and after["download"] == before["download"]
+    assert {k for k in before if again[k] != after[k]} == {"attack_shard", "dense"}
 
 
 def test_stage_keys_follow_their_config_slice(cfg):
-    base = {s: provenance.stage_key(cfg, s, dataset="synthetic", model="c3d") for s in
-            ("download", "snippets", "features", "train_victim", "attack_set", "attack_shard")}
+    job = {"attack_shard": dict(method="sva", mode="untargeted"), "dense": dict(method="dense", mode="untargeted"),
+           "targeted": dict(method="sva", mode="targeted")}
+
+    def key_of(c, s):
+        return provenance.stage_key(c, "attack_shard" if s in job else s, dataset="synthetic", model="c3d",
+                                    **job.get(s, {}))
+
+    base = {s: key_of(cfg, s) for s in
+            ("download", "snippets", "features", "train_victim", "attack_set", *job)}
 
     def keys(**change):
         data = cfg.model_dump(mode="json")
@@ -59,19 +82,23 @@ def test_stage_keys_follow_their_config_slice(cfg):
                 node = node[k]
             node[last] = value
         other = type(cfg).model_validate(data)
-        return {s: provenance.stage_key(other, s, dataset="synthetic", model="c3d") for s in base}
+        return {s: key_of(other, s) for s in base}
 
     eps = keys(attacks__eps=0.03)
-    assert [s for s in base if eps[s] != base[s]] == ["attack_shard"]
+    assert [s for s in base if eps[s] != base[s]] == list(job)
+    # a method's block moves its own jobs only; a mode's block the jobs of that mode only
+    assert [s for s in base if keys(attacks__sva__epochs=3)[s] != base[s]] == ["attack_shard", "targeted"]
+    assert [s for s in base if keys(attacks__targeted__budget=9000)[s] != base[s]] == ["targeted"]
+    assert [s for s in base if keys(attacks__untargeted__nes_sigma=0.01)[s] != base[s]] == ["attack_shard", "dense"]
     epochs = keys(victims__c3d__train__epochs=3)
     assert [s for s in base if epochs[s] != base[s]] == ["train_victim"]
     lrcn = keys(victims__lrcn__train__epochs=3)  # the c3d job's key does not move
     assert lrcn == base
     shards = keys(attacks__shards=3)
-    assert [s for s in base if shards[s] != base[s]] == ["attack_shard"]
+    assert [s for s in base if shards[s] != base[s]] == list(job)
     seed = keys(seed=1)
     assert {s for s in base if seed[s] != base[s]} == {"download", "features", "train_victim", "attack_set",
-                                                      "attack_shard"}
+                                                      *job}
 
 
 def test_record_key_covers_settings_checkpoint_data_but_not_job_selection(cfg):
@@ -86,6 +113,13 @@ def test_record_key_covers_settings_checkpoint_data_but_not_job_selection(cfg):
     for change in ({"shards": 5}, {"methods": ["sva"]}, {"modes": ["untargeted", "targeted"]}):
         assert provenance.record_key(other(**change), **ids, victim_sha256="a" * 64, data_sha256="d") == base
     assert provenance.record_key(other(eps=0.03), **ids, victim_sha256="a" * 64, data_sha256="d") != base
+    # another method's or mode's block does not touch this record's key
+    assert provenance.record_key(other(targeted={"budget": 9000}), **ids, victim_sha256="a" * 64,
+                                 data_sha256="d") == base
+    assert provenance.record_key(other(sva={"epochs": 3}), **ids, victim_sha256="a" * 64, data_sha256="d") != base
+    dense = {**ids, "method": "dense"}
+    assert provenance.record_key(other(sva={"epochs": 3}), **dense, victim_sha256="a" * 64, data_sha256="d") == \
+        provenance.record_key(cfg, **dense, victim_sha256="a" * 64, data_sha256="d")
     assert provenance.record_key(cfg, **ids, victim_sha256="b" * 64, data_sha256="d") != base
     assert provenance.record_key(cfg, **ids, victim_sha256="a" * 64, data_sha256="e") != base
     assert provenance.record_key(cfg, **{**ids, "video_id": "v2"}, victim_sha256="a" * 64, data_sha256="d") != base

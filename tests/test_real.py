@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rarfixture import HOST_MSDOS, rar_bytes, write_rar
-from sva.pipeline.config import DownloadCfg
+from sva.data.settings import DownloadCfg
 from sva.data import real
 from sva.data.download import ChecksumError
 from sva.data.real import (

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sva.pipeline.config import SnippetCfg
+from sva.data.settings import SnippetCfg
 from sva.data import snippets as sn
 from sva.data.snippets import (
     BAD_COLUMNS,

@@ -2,18 +2,24 @@
 import pytest
 import torch
 
-from sva.attacks.fgsm import SparseFGSM, TargetedSparseFGSM
-from sva.attacks.rl.algorithm import SVA, DenseAttack, SVASettings
-from sva.blackbox.estimators import NES
+from sva.attacks.base import AttackTask
+from sva.attacks.dense import DenseAttack
+from sva.attacks.rl.algorithm import SVA, SVACfg
+from sva.attacks.settings import AttackContext, TargetedCfg, UntargetedCfg
 from sva.evaluation.metrics import mean_absolute_perturbation, sparsity
 from sva.blackbox.oracle import Oracle
-from sva.attacks.rl.rewards import RewardWeights
 from toys import FrameZeroVictim, LinearVictim, frame_zero_video
 
 
 
-def _attacks():
-    return SparseFGSM(NES(48, 1e-3)), TargetedSparseFGSM(NES(48, 1e-6))
+def _sva(budget=30000, cap=None, mode="untargeted", mode_cfg=None, **settings):
+    """SVA in ``mode`` with a video budget and an episode cap (None: the budget's rest)."""
+    mode_cfg = mode_cfg or (UntargetedCfg if mode == "untargeted" else TargetedCfg)(budget=budget)
+    return SVA(AttackContext(mode, 0.05, mode_cfg), SVACfg(**settings, **{mode: {"episode_queries": cap}}))
+
+
+def _task(x, label, feats=None, seed=0, **kw):
+    return AttackTask(x, label, features=feats, seed=seed, seed_keys=("test",), **kw)
 
 
 def _features(t=8, seed=0):
@@ -25,9 +31,7 @@ def test_sva_accounts_every_query_and_returns_the_smallest_map():
     x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     label = int(model(x[None]).argmax())
     oracle = Oracle(model, 60000)
-    settings = SVASettings(epochs=3, episodes=4, episode_queries=5000)
-    out = SVA(*_attacks(), settings, q_full=5000, q_half=2500).attack(
-        oracle, x, label, _features(), torch.Generator().manual_seed(0), agent_seed=0)
+    out = _sva(60000, 5000, epochs=3, episodes=4)(oracle, _task(x, label, _features()))
     assert out.queries == oracle.used == 1 + sum(e["queries"] for e in out.episodes)
     assert out.queries_by_phase["init"] == 1
     assert len(out.episodes) == 12 and len(out.epochs) == 3
@@ -45,8 +49,7 @@ def test_sva_stops_at_the_video_budget():
     model = FrameZeroVictim()
     x = frame_zero_video(brightness=0.9)  # far from the boundary: no episode can succeed
     oracle = Oracle(model, 3000)
-    out = SVA(*_attacks(), SVASettings(epochs=50, episodes=5)).attack(
-        oracle, x, 0, _features(), torch.Generator().manual_seed(0), agent_seed=0)
+    out = _sva(3000, epochs=50, episodes=5)(oracle, _task(x, 0, _features()))
     assert not out.success and out.best_episode is None
     assert oracle.used <= 3000 and out.queries == oracle.used
     assert torch.equal(out.x_adv, x)
@@ -59,14 +62,14 @@ def test_attack_reward_trains_the_agent_towards_the_decisive_frame():
     model = FrameZeroVictim()
     x = frame_zero_video(brightness=0.505)
     feats = _features()
-    settings = SVASettings(epochs=12, episodes=5, lr=3e-2, rewards=RewardWeights.preset("attack"),
-                           episode_queries=600)
-    sva = SVA(*_attacks(), settings, q_full=600, q_half=300)
+    sva = _sva(10**6, 600, epochs=12, episodes=5, lr=3e-2, rewards="attack")
+    assert sva.q_full == 600 and sva.q_half == 300
     from sva.attacks.rl.agent import FrameAgent
 
-    p_before = FrameAgent(512, 128, seed=7)(feats)[0].item()
+    task = _task(x, 0, feats, seed=1)
+    p_before = FrameAgent(512, 128, seed=task.derive_seed("agent") % 2**31)(feats)[0].item()
     oracle = Oracle(model, 10**6)
-    out = sva.attack(oracle, x, 0, feats, torch.Generator().manual_seed(1), agent_seed=7)
+    out = sva(oracle, task)
     with_0 = [e["r_attack"] for e in out.episodes if 0 in e["frames"]]
     without_0 = [e["r_attack"] for e in out.episodes if 0 not in e["frames"]]
     assert min(with_0) > 0 and max(without_0) == -1.0
@@ -83,8 +86,7 @@ def test_sva_is_deterministic():
     label = int(model(x[None]).argmax())
     runs = []
     for _ in range(2):
-        out = SVA(*_attacks(), SVASettings(epochs=2, episodes=3, episode_queries=1500)).attack(
-            Oracle(model, 30000), x, label, _features(), torch.Generator().manual_seed(3), agent_seed=4)
+        out = _sva(30000, 1500, epochs=2, episodes=3)(Oracle(model, 30000), _task(x, label, _features(), seed=3))
         runs.append(out)
     assert runs[0].episodes == runs[1].episodes
     assert torch.equal(runs[0].x_adv, runs[1].x_adv)
@@ -95,7 +97,7 @@ def test_dense_baseline_perturbs_every_frame():
     x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     label = int(model(x[None]).argmax())
     oracle = Oracle(model, 30000)
-    out = DenseAttack(*_attacks()).attack(oracle, x, label, None, torch.Generator().manual_seed(0))
+    out = DenseAttack(AttackContext("untargeted", 0.05, UntargetedCfg()))(oracle, _task(x, label))
     assert out.success and out.mask.all()
     assert sparsity(out.x_adv, x) == 0.0
     assert out.queries == oracle.used == out.best_episode_queries + 1
@@ -109,11 +111,8 @@ def test_targeted_sva_uses_candidates_and_counts_init_queries():
     cands = torch.rand(64, 8, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     cands = cands[model(cands).argmax(1) == target][:5]
     oracle = Oracle(model, 60000)
-    un, _ = _attacks()
-    tg = TargetedSparseFGSM(NES(48, 1e-3))
-    out = SVA(un, tg, SVASettings(epochs=1, episodes=2, episode_queries=20000), q_full=20000, q_half=10000).attack(
-        oracle, x, label, _features(), torch.Generator().manual_seed(0), agent_seed=0, target=target,
-        candidates=cands)
+    sva = _sva(cap=20000, mode="targeted", mode_cfg=TargetedCfg(nes_sigma=1e-3), epochs=1, episodes=2)
+    out = sva(oracle, _task(x, label, _features(), target=target, candidates=cands))
     assert oracle.used_by_phase["init"] >= 1 + 2  # first look + at least one splice per episode
     assert out.queries == oracle.used
     assert out.success

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from sva.pipeline.config import SyntheticCfg
+from sva.data.settings import SyntheticCfg
 from sva.data import synthetic as syn
 
 CFG = SyntheticCfg()  # the params.yaml defaults: 10 classes, 16x32x32, window 3-4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sva.pipeline.config import C3DCfg, LRCNCfg, TrainCfg, VictimsCfg
+from sva.victims.settings import C3DCfg, LRCNCfg, TrainCfg, VictimsCfg
 from sva.victims.models import build_victim
 from sva.victims.training import predict, predict_logits, to_video_batch, train_victim
 

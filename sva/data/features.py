@@ -36,7 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sva.utils.atomic import atomic_path
-from sva.pipeline.config import FeatureCfg
+from sva.data.settings import FeatureCfg
 from sva.data.snippets import SnippetStore, load_snippets
 from sva.utils.devices import pick_device
 from sva.utils.seeding import derive_seed

@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sva.utils.atomic import atomic_path, write_json
-from sva.pipeline.config import DownloadCfg
+from sva.data.settings import DownloadCfg
 from sva.data.archives import ArchiveError, extract, extract_nested
 from sva.data.download import Downloaded, fetch, md5_file
 from sva.data.splits import read_split

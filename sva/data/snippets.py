@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sva.utils.atomic import atomic_path
-from sva.pipeline.config import SnippetCfg
+from sva.data.settings import SnippetCfg
 from sva.utils.logs import bars_off
 
 log = logging.getLogger(__name__)

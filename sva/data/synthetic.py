@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from sva.utils.atomic import atomic_path, write_json, write_text
-from sva.pipeline.config import SyntheticCfg
+from sva.data.settings import SyntheticCfg
 from sva.utils.seeding import numpy_rng
 from sva.utils.logs import bars_off
 

@@ -22,94 +22,57 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     import pandas as pd
 
-from sva.utils import atomic
-from sva.attacks.fgsm import SparseFGSM, TargetedSchedule, TargetedSparseFGSM
-from sva.attacks.rl.algorithm import SVA, AttackOutcome, DenseAttack, SVASettings
-from sva.pipeline.config import AttacksCfg, Config
-from sva.blackbox.estimators import build_estimator
-from sva.evaluation.evaluator import confirm
+from sva.attacks.base import Attack, AttackOutcome, AttackTask, build_attack
 from sva.blackbox.oracle import Oracle
-from sva.pipeline.provenance import array_sha256, code_fingerprint, record_key
-from sva.attacks.rl.rewards import RewardWeights
+from sva.evaluation.evaluator import confirm
+from sva.pipeline.config import AttacksCfg, Config
+from sva.pipeline.provenance import code_fingerprint, record_key
+from sva.utils import atomic
+from sva.utils.hashing import array_sha256
 from sva.utils.logs import bars_off
-from sva.utils.seeding import derive_seed, torch_generator
+from sva.utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
-METHODS = ("sva", "dense")
-MODES = ("untargeted", "targeted")
 
-
-def budget(cfg: AttacksCfg, mode: str) -> int:
-    return cfg.budget_untargeted if mode == "untargeted" else cfg.budget_targeted
-
-
-def build_method(cfg: AttacksCfg, method: str, mode: str) -> SVA | DenseAttack:
-    """The attack object for ``method`` ∈ {sva, dense} in ``mode``."""
-    if method not in METHODS:
-        raise ValueError(f"unknown attack method {method!r}; known: {', '.join(METHODS)}")
-    if mode not in MODES:
-        raise ValueError(f"unknown attack mode {mode!r}; known: {', '.join(MODES)}")
-    un = SparseFGSM(build_estimator("nes", population=cfg.nes.population, sigma=cfg.nes.sigma_untargeted),
-                    eps=cfg.eps, alpha=cfg.alpha, accept_probes=cfg.accept_probes)
-    t = cfg.targeted
-    schedule = TargetedSchedule(alpha=t.alpha, eps_decay=t.eps_decay, keep_threshold=t.keep_threshold,
-                                window=t.window, patience=t.patience, min_alpha=t.min_alpha,
-                                min_eps_decay=t.min_eps_decay)
-    tg = TargetedSparseFGSM(build_estimator("nes", population=cfg.nes.population, sigma=cfg.nes.sigma_targeted),
-                            eps=cfg.eps, schedule=schedule)
-    if method == "dense":
-        return DenseAttack(un, tg)
-    s = cfg.sva
-    b = budget(cfg, mode)
-    cap = s.episode_queries_untargeted if mode == "untargeted" else s.episode_queries_targeted
-    if cfg.budget_scope == "episode":
-        cap = b
-    settings = SVASettings(epochs=s.epochs, episodes=s.episodes, lr=s.lr, hidden=s.hidden,
-                           rewards=RewardWeights.preset(s.rewards, gamma1=s.gamma1, gamma2=s.gamma2),
-                           episode_queries=cap)
-    # R_attack's thresholds (Eq. 8: 15000 / 30000 of a 30000 budget) scale with the
-    # budget an episode may use
-    q_full = cap if cap is not None else b
-    return SVA(un, tg, settings, q_full=q_full, q_half=q_full // 2)
-
-
-def oracle_budget(cfg: AttacksCfg, method: str, mode: str) -> int:
-    """Queries the oracle will answer for one video."""
-    b = budget(cfg, mode)
-    if cfg.budget_scope == "episode" and method == "sva":
-        return b * cfg.sva.epochs * cfg.sva.episodes + 1 + cfg.targeted.init_candidates
-    return b
+def build_method(cfg: AttacksCfg, method: str, mode: str) -> Attack:
+    """The registered attack ``method`` for ``mode``, built from its config blocks."""
+    return build_attack(method, cfg.context(mode), cfg.method_cfg(method))
 
 
 def attack_video(
     cfg: Config, method: str, mode: str, model: nn.Module, x: Tensor, label: int, target: int | None,
     features: Tensor, candidates: Tensor | None, seed_keys: tuple, device: torch.device,
 ) -> tuple[dict, AttackOutcome]:
-    """Attack one video; returns (record fields, outcome). ``x``: float32 ``(T,3,H,W)``."""
+    """Attack one video; returns (record fields, outcome). ``x``: float32 ``(T,3,H,W)``.
+
+    The attack gets an :class:`~sva.blackbox.oracle.Oracle` in the mode it declares
+    (``score`` or ``label``) and never the model; only the evaluator touches the model
+    afterwards.
+    """
     a = cfg.attacks
     attack = build_method(a, method, mode)
-    oracle = Oracle(model, oracle_budget(a, method, mode), batch_size=a.oracle_batch_size, device=device)
-    gen = torch_generator(cfg.seed, "attack", *seed_keys, device=x.device)
-    agent_seed = derive_seed(cfg.seed, "agent", *seed_keys) % (2**31)
-    outcome = attack.attack(oracle, x, label, features, gen, agent_seed=agent_seed,
-                            target=target if mode == "targeted" else None, candidates=candidates)
+    oracle = Oracle(model, attack.oracle_budget(), batch_size=a.oracle_batch_size, device=device,
+                    mode=attack.oracle_mode)
+    targeted = mode == "targeted"
+    task = AttackTask(x, int(label), int(target) if targeted else None, features, candidates,
+                      seed=cfg.seed, seed_keys=seed_keys)
+    outcome = attack(oracle, task)
     del oracle
-    check = confirm(model, x.to(device), outcome.x_adv.to(device), label,
-                    target if mode == "targeted" else None, a.eps)
+    check = confirm(model, x.to(device), outcome.x_adv.to(device), label, task.target, a.eps)
     record = {
-        "method": method, "mode": mode, "label": int(label),
-        "target": int(target) if mode == "targeted" else None,
+        "method": method, "mode": mode, "label": int(label), "target": task.target,
         "clean_label_seen": outcome.clean_label,
         "attack_claimed_success": outcome.success,
         **check,
         "queries": outcome.queries, "queries_by_phase": outcome.queries_by_phase,
         "queries_best_episode": outcome.best_episode_queries, "best_episode": outcome.best_episode,
-        "budget": budget(a, mode), "budget_scope": a.budget_scope, "eps": a.eps,
+        "budget": attack.context.budget, "budget_scope": a.budget_scope, "eps": a.eps,
         "selected_frames": outcome.mask.nonzero().flatten().tolist(),
         "episodes": outcome.episodes, "epochs": outcome.epochs,
         "reward_trace": [e.get("reward_mean") for e in outcome.epochs],
         "wall_seconds": outcome.wall_seconds,
+        **outcome.extra,
     }
     return record, outcome
 
@@ -200,7 +163,7 @@ def run_shard(
         finished = time.time()
         record = {"dataset": dataset, "victim": victim, "video_id": video_id, "idx": idx, "shard": shard,
                   "seed": cfg.seed, "record_key": key, "victim_sha256": victim_sha256, "data_sha256": data_sha,
-                  "code_fingerprint": code_fingerprint("attack_shard"), **fields,
+                  "code_fingerprint": code_fingerprint("attack_shard", method), **fields,
                   "started_at": started, "finished_at": finished, "job_seconds": finished - started,
                   "device": str(device), "peak_rss_mib": _peak_rss_mib()}
         adv_path = out_dir / "videos" / f"{video_id}.npz"
@@ -230,4 +193,4 @@ def _video_line(r: dict, reused: bool = False) -> str:
             f"S={100 * r['sparsity']:.1f}% {r['wall_seconds']:.1f}s" + (" (reused: same record key)" if reused else ""))
 
 
-__all__ = ["assign_shard", "attack_video", "build_method", "record_key", "video_data", "oracle_budget", "run_shard"]
+__all__ = ["assign_shard", "attack_video", "build_method", "record_key", "video_data", "run_shard"]

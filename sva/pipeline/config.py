@@ -11,60 +11,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from sva.utils.errors import UserError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+from sva.attacks.base import attack_classes
+from sva.attacks.perturber import min_budget, min_budget_parts
+from sva.attacks.settings import AttackContext, TargetedCfg, UntargetedCfg
+from sva.data.settings import DownloadCfg, FeatureCfg, SnippetCfg, SyntheticCfg
+from sva.utils.errors import UserError
+from sva.utils.settings import PositiveInt, StrictModel
+from sva.victims.settings import VictimsCfg
 
 
 class ConfigError(UserError, ValueError):
     """A configuration file is missing, unreadable or invalid."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SyntheticCfg(_Strict):
-    """The embedded synthetic action dataset (see ``docs/synthetic.md``)."""
-
-    num_classes: Annotated[int, Field(ge=2, le=12)] = 10
-    train_per_class: PositiveInt = 200
-    test_per_class: PositiveInt = 30
-    frames: Annotated[int, Field(ge=4)] = 16
-    height: Annotated[int, Field(ge=16)] = 32
-    width: Annotated[int, Field(ge=16)] = 32
-    window: tuple[PositiveInt, PositiveInt] = (3, 4)
-    codec: Literal["ffv1", "h264"] = "ffv1"
-
-    @field_validator("height", "width")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("must be even (H.264 with yuv420p needs even frame sizes)")
-        return v
-
-    @model_validator(mode="after")
-    def _window_fits(self) -> "SyntheticCfg":
-        lo, hi = self.window
-        if lo > hi:
-            raise ValueError(f"window: min {lo} > max {hi}")
-        if hi > self.frames:
-            raise ValueError(f"window: max {hi} > frames {self.frames}")
-        return self
-
-
-class DownloadCfg(_Strict):
-    """Where a real dataset comes from. ``None`` checksum = not verified (logged)."""
-
-    videos_url: str
-    videos_sha256: str | None = None
-    splits_url: str
-    splits_sha256: str | None = None
-
-
-class DatasetCfg(_Strict):
+class DatasetCfg(StrictModel):
     kind: Literal["synthetic", "ucf101", "hmdb51"]
     split: Annotated[int, Field(ge=1, le=3)] = 1
     synthetic: SyntheticCfg | None = None
@@ -80,156 +42,84 @@ class DatasetCfg(_Strict):
         return self
 
 
-class SnippetCfg(_Strict):
-    """16 evenly spaced frames per video, resized then centre-cropped (paper §4.1)."""
+class AttacksBase(StrictModel):
+    """The attack stage (``attacks``): which methods and modes, the L∞ bound, one block
+    per mode (budget and the perturber's settings) and one block per method (its own
+    settings; the registry in :mod:`sva.attacks.base` declares them)."""
 
-    num_frames: PositiveInt = 16
-    resize: tuple[PositiveInt, PositiveInt] | None = None  # (H, W) before the crop
-    crop: tuple[PositiveInt, PositiveInt] | None = None  # (H, W) centre crop
-    on_bad_video: Literal["error", "skip"] = "error"
-
-    @model_validator(mode="after")
-    def _crop_fits(self) -> "SnippetCfg":
-        if self.resize and self.crop and (self.crop[0] > self.resize[0] or self.crop[1] > self.resize[1]):
-            raise ValueError(f"crop {self.crop} larger than resize {self.resize}")
-        return self
-
-
-class FeatureCfg(_Strict):
-    """Per-frame ResNet18 features, the agent's input.
-
-    ``weights``: ``auto`` (ImageNet weights if they load offline, else random init,
-    logged), ``imagenet`` (required), ``none`` (random init from the seed), or a path
-    to a local ``state_dict``.
-    """
-
-    weights: str = "auto"
-    batch_size: PositiveInt = 256
-    input_size: PositiveInt | None = None  # resize frames to this square size first
-
-
-class TrainCfg(_Strict):
-    """Victim training (paper §4.1: Adam, lr 1e-5, ×0.1 after 20 of 30 epochs)."""
-
-    epochs: PositiveInt = 30
-    lr: PositiveFloat = 1e-5
-    lr_step_epoch: PositiveInt = 20
-    lr_gamma: PositiveFloat = 0.1
-    batch_size: PositiveInt = 32
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-
-
-class C3DCfg(_Strict):
-    width_mult: PositiveFloat = 1.0
-    batchnorm: bool = False
-    fc_dim: PositiveInt = 4096
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
-    train: TrainCfg = TrainCfg()
-
-
-class LRCNCfg(_Strict):
-    backbone: Literal["inception_v3", "small_cnn"] = "inception_v3"
-    backbone_width: PositiveInt = 32  # small_cnn only
-    hidden: PositiveInt = 256
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
-    train: TrainCfg = TrainCfg()
-
-
-class VictimsCfg(_Strict):
-    models: list[Literal["c3d", "lrcn"]] = ["c3d", "lrcn"]
-    c3d: C3DCfg = C3DCfg()
-    lrcn: LRCNCfg = LRCNCfg()
-
-
-class NESCfg(_Strict):
-    """NES gradient estimation (§3.1, §3.4)."""
-
-    population: Annotated[int, Field(ge=2, multiple_of=2)] = 48
-    sigma_untargeted: PositiveFloat = 1e-3
-    sigma_targeted: PositiveFloat = 1e-6
-
-
-class TargetedCfg(_Strict):
-    """Targeted schedule (§3.4) and start (docs/attacks.md)."""
-
-    alpha: PositiveFloat = 0.01
-    eps_decay: PositiveFloat = 0.01
-    keep_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
-    window: PositiveInt = 10
-    patience: PositiveInt = 20
-    min_alpha: PositiveFloat = 1e-4
-    min_eps_decay: PositiveFloat = 1e-5
-    init_candidates: PositiveInt = 5
-
-
-class SVACfg(_Strict):
-    """Algorithm 1 (§3.2): epochs of N episodes, REINFORCE with Adam."""
-
-    epochs: PositiveInt = 20
-    episodes: PositiveInt = 5
-    lr: PositiveFloat = 1e-5
-    hidden: PositiveInt = 128
-    gamma1: Annotated[float, Field(ge=0)] = 2.0
-    gamma2: Annotated[float, Field(ge=0)] = 3.0
-    rewards: Literal["full", "attack", "attack+rep"] = "full"
-    #: per-episode query caps; null = the rest of the video's budget
-    episode_queries_untargeted: PositiveInt | None = None
-    episode_queries_targeted: PositiveInt | None = None
-
-
-class AttacksCfg(_Strict):
-    """The attack stage: which methods and modes, budgets, sharding."""
-
-    methods: list[Literal["sva", "dense"]] = ["sva", "dense"]
-    modes: list[Literal["untargeted", "targeted"]] = ["untargeted"]
-    eps: Annotated[float, Field(gt=0, le=1)] = 0.05
-    alpha: PositiveFloat = 1 / 255
-    budget_untargeted: PositiveInt = 30000
-    budget_targeted: PositiveInt = 60000
+    modes: list[Literal["untargeted", "targeted"]] = Field(["untargeted"], description="attack modes to run")
+    eps: Annotated[float, Field(gt=0, le=1)] = Field(0.05, description="L∞ bound, [0, 1] pixel units (§3.4)")
     #: "video": the budget bounds Q, all queries for a video; "episode": each episode
     #: gets the whole budget (the paper's reading, for comparison)
-    budget_scope: Literal["video", "episode"] = "video"
-    oracle_batch_size: PositiveInt = 16
-    shards: PositiveInt = 2
-    accept_probes: bool = False
-    nes: NESCfg = NESCfg()
+    budget_scope: Literal["video", "episode"] = Field(
+        "video", description="video: the budget bounds all of a video's queries; episode: each SVA episode "
+        "gets the whole budget (the paper's reading)")
+    oracle_batch_size: PositiveInt = Field(16, description="videos per victim forward pass")
+    shards: PositiveInt = Field(2, description="attack jobs per (dataset, victim, method, mode)")
+    untargeted: UntargetedCfg = UntargetedCfg()
     targeted: TargetedCfg = TargetedCfg()
-    sva: SVACfg = SVACfg()
+
+    def mode_cfg(self, mode: str) -> UntargetedCfg | TargetedCfg:
+        return getattr(self, mode)
+
+    def context(self, mode: str) -> AttackContext:
+        """What every method is built with in ``mode`` (:mod:`sva.attacks.settings`)."""
+        return AttackContext(mode=mode, eps=self.eps, mode_cfg=self.mode_cfg(mode), budget_scope=self.budget_scope)
+
+    def method_cfg(self, method: str) -> StrictModel:
+        """The settings block of ``method`` (``attacks.<method>``)."""
+        return getattr(self, method)
 
     def min_budget(self, mode: str) -> int:
-        """The fewest queries that let one attack step finish in ``mode``: the first look
-        at the clean video, (targeted) the start's candidate checks, the NES probes and
-        the step's check(s) (see ``docs/attacks.md``)."""
-        if mode == "untargeted":
-            return 1 + self.nes.population + 1
-        return 1 + self.targeted.init_candidates + self.nes.population + 2
+        """The fewest queries that let one attack step finish in ``mode``."""
+        return min_budget(mode, self.mode_cfg(mode))
 
     @model_validator(mode="after")
-    def _budgets_workable(self) -> "AttacksCfg":
+    def _budgets_workable(self) -> "AttacksBase":
         problems = []
         for mode in ("untargeted", "targeted"):
             need = self.min_budget(mode)
-            have = getattr(self, f"budget_{mode}")
+            have = self.mode_cfg(mode).budget
             if have < need:
-                problems.append(f"budget_{mode}: {have} queries cannot finish one attack step; the smallest "
-                                f"workable budget is {need} (1 first look"
-                                + (f" + {self.targeted.init_candidates} start candidates" if mode == "targeted" else "")
-                                + f" + {self.nes.population} NES probes + {1 if mode == 'untargeted' else 2} "
-                                "check)")
-            cap = getattr(self.sva, f"episode_queries_{mode}")
-            if cap is not None and cap < need - 1:
-                problems.append(f"sva.episode_queries_{mode}: {cap} queries cannot finish one attack step; "
-                                f"the smallest workable episode cap is {need - 1}")
-        if problems:
-            raise ValueError("; ".join(problems))
+                problems.append(f"{mode}.budget: {have} queries cannot finish one attack step; the smallest "
+                                f"workable budget is {need} ({min_budget_parts(mode, self.mode_cfg(mode))})")
+        modes = {m: self.mode_cfg(m) for m in ("untargeted", "targeted")}
+        for name, cls in attack_classes().items():
+            problems += cls.settings_problems(self.method_cfg(name), modes)
+        unsupported = [f"method {m!r} does not support mode {mode!r}" for m in self.methods for mode in self.modes
+                       if mode not in attack_classes()[m].modes]
+        if problems or unsupported:
+            raise ValueError("; ".join(problems + unsupported))
         return self
 
 
-class TrackingCfg(_Strict):
+def _attacks_model() -> type[AttacksBase]:
+    """``AttacksBase`` plus ``methods`` (a list of registered names) and one settings
+    block per registered method, each defaulting to that method's defaults."""
+    classes = attack_classes()
+    names = tuple(classes)
+    blocks = {name: (cls.Settings, Field(default_factory=cls.Settings, description=cls.summary()))
+              for name, cls in classes.items()}
+    default = [m for m in ("sva", "dense") if m in classes]
+    return create_model(
+        "AttacksCfg", __base__=AttacksBase, __module__=__name__,
+        methods=(list[Literal[names]], Field(default, description="registered attack methods to run: "
+                                                                   + ", ".join(names))),
+        **blocks,
+    )
+
+
+AttacksCfg = _attacks_model()
+
+
+class TrackingCfg(StrictModel):
     experiment_prefix: str = "sva"
 
 
-class Config(_Strict):
+class Config(StrictModel):
+    #: set by ``--config study=<name>`` (``sva/pipeline/studies.py``), not in a file
+    study: str | None = Field(None, description="named study (config/studies/<name>.yaml) this run is; "
+                              "set with --config study=<name>")
     seed: int = 0
     device: str = "auto"
     #: name → dataset; a ``null`` entry disables a dataset that an earlier file defined
@@ -237,7 +127,7 @@ class Config(_Strict):
     snippets: SnippetCfg = SnippetCfg()
     features: FeatureCfg = FeatureCfg()
     victims: VictimsCfg = VictimsCfg()
-    attacks: AttacksCfg = AttacksCfg()
+    attacks: AttacksCfg = Field(default_factory=AttacksCfg)
     tracking: TrackingCfg = TrackingCfg()
 
     @field_validator("datasets")

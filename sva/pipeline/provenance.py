@@ -25,19 +25,18 @@ import ast
 import functools
 import hashlib
 import inspect
-import json
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 
 from sva.pipeline.config import Config
+from sva.utils.hashing import array_sha256, file_sha256, stable_hash  # noqa: F401 (re-exported)
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 #: modules that record, log or schedule but never change an output's content
 BOOKKEEPING = frozenset({
     "sva.pipeline.tracking", "sva.utils.logs", "sva.cli", "sva.pipeline.gpu", "sva.pipeline.config", "sva.pipeline.provenance", "sva.utils.errors",
+    "sva.pipeline.studies",
 })
 
 #: stages that are not a function of :mod:`sva.pipeline.stages`: stage name → root module
@@ -52,47 +51,11 @@ STAGE_FUNCTIONS = {
 }
 
 
-#: modules a stage imports dynamically (by name, not by an import statement)
-STAGE_EXTRA_ROOTS: dict[str, set[str]] = {}
+#: data files a module reads (package-relative): they count as its source
+MODULE_DATA = {"sva.evaluation.paper": ("evaluation/paper_numbers.yaml",)}
 
-#: attack settings that choose which jobs run, not what one video's attack does
-ATTACK_JOB_SELECTION = ("methods", "modes", "shards")
-
-
-def stable_hash(obj: Any, length: int = 16) -> str:
-    """A short SHA-256 of ``obj``'s canonical JSON (sorted keys): stable across runs."""
-    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex, 64 chars) of a file's bytes; cached per (path, size, mtime)."""
-    st = Path(path).stat()
-    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-
-
-def array_sha256(*arrays: Any) -> str:
-    """SHA-256 (hex, 16 chars) over arrays' dtypes, shapes and bytes (numpy or torch)."""
-    digest = hashlib.sha256()
-    for a in arrays:
-        if a is None:
-            digest.update(b"none")
-            continue
-        if hasattr(a, "detach"):
-            a = a.detach().cpu().numpy()
-        a = np.ascontiguousarray(a)
-        digest.update(f"{a.dtype.str}{a.shape}".encode())
-        digest.update(a.tobytes())
-    return digest.hexdigest()[:16]
+#: the attack settings every method reads (besides its mode's block and its own block)
+ATTACK_COMMON = ("eps", "budget_scope", "oracle_batch_size")
 
 
 # -- code fingerprints ---------------------------------------------------------------------
@@ -157,8 +120,18 @@ def _stage_module(stage: str):
     return importlib.import_module(f"sva.pipeline.stages.{STAGE_FUNCTIONS[stage]}")
 
 
-def stage_modules(stage: str) -> set[str]:
-    """The modules a pipeline stage runs (see the module docstring)."""
+def method_modules(method: str | None = None) -> set[str]:
+    """The modules of the registered attack ``method`` (``None``: every method). The
+    registry imports them by name, so the import graph cannot show them."""
+    from sva.attacks.base import attack_classes
+
+    classes = attack_classes()
+    return {cls.__module__ for name, cls in classes.items() if method in (None, name)}
+
+
+def stage_modules(stage: str, method: str | None = None) -> set[str]:
+    """The modules a pipeline stage runs (see the module docstring). ``attack_shard``
+    runs one registered method: ``method``, or (``None``) any of them."""
     if stage in STAGE_MODULES:
         return module_closure({STAGE_MODULES[stage]})
     module = _stage_module(stage)
@@ -171,13 +144,18 @@ def stage_modules(stage: str) -> set[str]:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             module_level |= _imports(ast.Module(body=[node], type_ignores=[]), name)
     fn_tree = ast.parse(inspect.getsource(getattr(module, stage)).lstrip())
-    roots = module_level | _imports(fn_tree, name) | STAGE_EXTRA_ROOTS.get(stage, set())
+    roots = module_level | _imports(fn_tree, name)
+    if stage == "attack_shard":
+        roots |= method_modules(method)
     return module_closure(roots) - {name}
 
 
-def stage_files(stage: str) -> list[Path]:
-    """Source files (absolute, sorted) a stage's fingerprint covers."""
-    return sorted(_module_file(m) for m in stage_modules(stage))
+def stage_files(stage: str, method: str | None = None) -> list[Path]:
+    """Source files (absolute, sorted) a stage's fingerprint covers, with the data
+    files its modules read (:data:`MODULE_DATA`)."""
+    modules = stage_modules(stage, method)
+    data = [PACKAGE_DIR / f for m in modules for f in MODULE_DATA.get(m, ())]
+    return sorted([_module_file(m) for m in modules] + data)
 
 
 def _stages_source_for(stage: str) -> str:
@@ -195,10 +173,14 @@ def _stages_source_for(stage: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def code_fingerprint(stage: str) -> str:
-    """SHA-256 (16 hex chars) of a stage function's source and its modules' sources."""
+def code_fingerprint(stage: str, method: str | None = None) -> str:
+    """SHA-256 (16 hex chars) of a stage function's source and its modules' sources.
+
+    ``method`` (``attack_shard`` only): the fingerprint of that method's attack jobs,
+    which leaves out the other methods' modules, so editing one method reruns its
+    attacks only."""
     digest = hashlib.sha256(b"" if stage in STAGE_MODULES else _stages_source_for(stage).encode())
-    for path in stage_files(stage):
+    for path in stage_files(stage, method):
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -207,13 +189,18 @@ def code_fingerprint(stage: str) -> str:
 # -- config slices ---------------------------------------------------------------------------
 
 
-def attack_settings(cfg: Config) -> dict:
-    """The attack settings that decide one video's attack (no job selection)."""
-    return cfg.attacks.model_dump(mode="json", exclude=set(ATTACK_JOB_SELECTION))
+def attack_settings(cfg: Config, method: str, mode: str) -> dict:
+    """The attack settings that decide one video's attack by ``method`` in ``mode``: the
+    common ones, the mode's block and the method's block (not the job selection —
+    methods, modes, shards — nor another method's or mode's block)."""
+    a = cfg.attacks
+    return {**{k: getattr(a, k) for k in ATTACK_COMMON},
+            mode: a.mode_cfg(mode).model_dump(mode="json"),
+            method: a.method_cfg(method).model_dump(mode="json")}
 
 
 def config_slice(cfg: Config, stage: str, *, dataset: str | None = None, model: str | None = None,
-                 table: str | None = None) -> dict:
+                 table: str | None = None, method: str | None = None, mode: str | None = None) -> dict:
     """The part of the configuration ``stage`` reads (for one dataset / model)."""
     ds = cfg.datasets[dataset].model_dump(mode="json") if dataset else None
     if stage == "download":
@@ -229,7 +216,7 @@ def config_slice(cfg: Config, stage: str, *, dataset: str | None = None, model: 
     if stage == "attack_set":
         return {"seed": cfg.seed, "attack_set_size": ds["attack_set_size"]}
     if stage == "attack_shard":
-        return {"seed": cfg.seed, "attacks": attack_settings(cfg), "shards": cfg.attacks.shards}
+        return {"seed": cfg.seed, "attacks": attack_settings(cfg, method, mode), "shards": cfg.attacks.shards}
     if stage == "attack_table":
         return {"table": table, "kinds": {name: d.kind for name, d in sorted(cfg.datasets.items())}}
     if stage == "results_doc":
@@ -239,7 +226,8 @@ def config_slice(cfg: Config, stage: str, *, dataset: str | None = None, model: 
 
 def stage_key(cfg: Config, stage: str, **wildcards: str | None) -> str:
     """What a Snakemake rule passes as ``params.key``: config slice + code fingerprint."""
-    return stable_hash({"config": config_slice(cfg, stage, **wildcards), "code": code_fingerprint(stage)})
+    code = code_fingerprint(stage, wildcards.get("method")) if stage == "attack_shard" else code_fingerprint(stage)
+    return stable_hash({"config": config_slice(cfg, stage, **wildcards), "code": code})
 
 
 def record_key(cfg: Config, *, dataset: str, victim: str, method: str, mode: str, video_id: str,
@@ -252,8 +240,8 @@ def record_key(cfg: Config, *, dataset: str, victim: str, method: str, mode: str
     attack code's fingerprint.
     """
     return stable_hash({
-        "seed": cfg.seed, "attacks": attack_settings(cfg),
+        "seed": cfg.seed, "attacks": attack_settings(cfg, method, mode),
         "job": [dataset, victim, method, mode, str(video_id)],
         "victim_sha256": victim_sha256, "data_sha256": data_sha256,
-        "code": code_fingerprint("attack_shard"),
+        "code": code_fingerprint("attack_shard", method),
     })

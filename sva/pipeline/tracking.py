@@ -673,7 +673,8 @@ def sync_records(
 
     Each path is a per-video JSON record (a dict); its PNG strip, if any, lies beside it
     with the same stem and suffix ``.png``. ``params``: settings logged as params of runs
-    whose record has no ``"params"`` of its own (e.g. ``{"attacks": ...}``). Returns the
+    whose record has no ``"params"`` of its own (e.g. ``{"attacks": ...}``), or a
+    function of the record that returns them. Returns the
     counts ``{"logged": new runs, "present": records already logged, "failed": records
     not logged}`` (unreadable files, bad records, or tracking unavailable).
     """
@@ -691,7 +692,7 @@ def sync_records(
             counts["failed"] += 1
             continue
         if params and "params" not in record:
-            record = {**record, "params": dict(params)}
+            record = {**record, "params": dict(params(record) if callable(params) else params)}
         png = path.with_suffix(".png")
         run_id, new = _log_attack_record(prefix, record, path, png if png.is_file() else None, root)
         counts["failed" if run_id is None else "logged" if new else "present"] += 1

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sva.pipeline.config import TrainCfg
+from sva.victims.settings import TrainCfg
 from sva.utils.seeding import derive_seed
 from sva.utils.logs import bars_off
 

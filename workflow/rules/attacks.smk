@@ -6,11 +6,12 @@ rule attack_shard:
         features="data/features/{dataset}/features.npy",
         ckpt="results/victims/{dataset}/{victim}.pt",
     output:
-        "results/attacks/{mode}/{dataset}/{victim}/{method}/shard{shard}.json",
+        OUT + "/attacks/{mode}/{dataset}/{victim}/{method}/shard{shard}.json",
     log:
-        "logs/attack/{mode}/{dataset}/{victim}/{method}/shard{shard}.log",
+        LOGS + "/attack/{mode}/{dataset}/{victim}/{method}/shard{shard}.log",
     benchmark:
-        "results/benchmarks/attack_shard/{mode}/{dataset}/{victim}/{method}/shard{shard}.tsv"
+        OUT
+        + "/benchmarks/attack_shard/{mode}/{dataset}/{victim}/{method}/shard{shard}.tsv"
     conda:
         "../envs/sva.yaml"
     threads: 1
@@ -32,18 +33,18 @@ rule attack_table:
         ),
     output:
         table=report(
-            "results/{table}.csv",
+            OUT + "/{table}.csv",
             caption="../report/attack_table.rst",
             category="Tables",
         ),
         figure=report(
-            "results/figures/{table}.png",
+            OUT + "/figures/{table}.png",
             caption="../report/attack_figure.rst",
             category="Figures",
         ),
-        metrics="results/metrics/{table}.json",
+        metrics=OUT + "/metrics/{table}.json",
     log:
-        "logs/attack_table/{table}.log",
+        LOGS + "/attack_table/{table}.log",
     conda:
         "../envs/sva.yaml"
     params:

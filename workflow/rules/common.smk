@@ -1,10 +1,16 @@
 # Validate the whole configuration once, before any job runs (sva/pipeline/config.py).
 import os
 
-from sva.pipeline.config import validate_config
 from sva.pipeline.provenance import stage_key
+from sva.pipeline.studies import apply_study, logs_dir, results_dir
 
-CFG = validate_config(config, "configuration (params.yaml + --configfile)")
+# `--config study=<name>` merges config/studies/<name>.yaml over the configuration and
+# sends the attack results to results/studies/<name>/ (sva/pipeline/studies.py)
+CFG, STUDY = apply_study(
+    config, "configuration (params.yaml + --configfile)", workflow.basedir
+)
+OUT = results_dir(STUDY)
+LOGS = logs_dir(STUDY)
 DATASETS = sorted(CFG.datasets)
 MODELS = list(CFG.victims.models)
 METHODS = list(CFG.attacks.methods)
@@ -32,6 +38,8 @@ def key(stage, **fixed):
             "model": "model",
             "victim": "model",
             "table": "table",
+            "method": "method",
+            "mode": "mode",
         }
         given = {names[k]: v for k, v in dict(wc).items() if k in names}
         return stage_key(CFG, stage, **given, **fixed)
@@ -42,7 +50,7 @@ def key(stage, **fixed):
 def attack_shards(mode):
     """Every shard file one attack table is built from."""
     return expand(
-        "results/attacks/{mode}/{dataset}/{victim}/{method}/shard{shard}.json",
+        OUT + "/attacks/{mode}/{dataset}/{victim}/{method}/shard{shard}.json",
         dataset=DATASETS,
         victim=MODELS,
         method=METHODS,
@@ -54,3 +62,8 @@ def attack_shards(mode):
 def result_tables():
     """The attack tables the configured modes produce."""
     return [t for t, mode in TABLE_MODES.items() if mode in CFG.attacks.modes]
+
+
+def study_tables():
+    """The attack tables of this run, under results/ or results/studies/<name>/."""
+    return expand(OUT + "/{table}.csv", table=result_tables())

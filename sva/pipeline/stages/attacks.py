@@ -15,7 +15,8 @@ from sva.pipeline import tracking
 from sva.utils import atomic
 from sva.pipeline.config import Config
 from sva.utils.devices import keep_cpu_memory, pick_device
-from sva.pipeline.provenance import attack_settings, file_sha256
+from sva.pipeline.provenance import attack_settings
+from sva.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def attack_shard(
         aset = pd.read_csv(attack_set_csv)
         prefix = cfg.tracking.experiment_prefix
 
-        settings = {"attacks": attack_settings(cfg)}
+        settings = {"attacks": attack_settings(cfg, method, mode)}
 
         def log_run(record: dict, png: Path, rec_path: Path) -> None:
             # never raises: a tracking failure is one warning, the attacks go on

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sva.pipeline.config import VictimsCfg
+from sva.victims.settings import VictimsCfg
 from sva.victims.models.c3d import C3D, c3d_feature_shape
 from sva.victims.models.lrcn import LRCN
 from sva.victims.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize

@@ -1,0 +1,108 @@
+"""The sparse FGSM/NES perturber that SVA and the dense baseline share: given a frame
+mask, one attack *episode* — untargeted (:class:`~sva.attacks.fgsm.SparseFGSM`), or
+targeted (the start of :mod:`sva.attacks.targeted_start`, then
+:class:`~sva.attacks.fgsm.TargetedSparseFGSM`).
+
+Episodes are generators for :mod:`sva.blackbox.lockstep`, so several can share oracle
+batches. A method is then a frame selector × this perturber (``docs/design.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import torch
+from torch import Tensor
+
+from sva.attacks.base import AttackOutcome
+from sva.attacks.fgsm import EpisodeResult, SparseFGSM, TargetedSchedule, TargetedSparseFGSM
+from sva.attacks.settings import AttackContext, TargetedCfg, UntargetedCfg
+from sva.attacks.targeted_start import targeted_start_steps
+from sva.blackbox.estimators import build_estimator
+from sva.blackbox.lockstep import Ask
+from sva.attacks.selectors import no_frames
+from sva.blackbox.oracle import Answer, Oracle
+from sva.evaluation.metrics import mean_absolute_perturbation
+
+
+def min_budget(mode: str, mode_cfg: UntargetedCfg | TargetedCfg) -> int:
+    """The fewest queries that let one attack step finish in ``mode``: the first look at
+    the clean video, (targeted) the start's candidate checks, the NES probes and the
+    step's check(s) (``docs/attacks.md``)."""
+    if mode == "untargeted":
+        return 1 + mode_cfg.nes_population + 1
+    return 1 + mode_cfg.init_candidates + mode_cfg.nes_population + 2
+
+
+def min_budget_parts(mode: str, mode_cfg: UntargetedCfg | TargetedCfg) -> str:
+    """:func:`min_budget` spelled out, for error messages."""
+    start = f" + {mode_cfg.init_candidates} start candidates" if mode == "targeted" else ""
+    checks = 1 if mode == "untargeted" else 2
+    return f"1 first look{start} + {mode_cfg.nes_population} NES probes + {checks} check"
+
+
+class SparsePerturber:
+    """Sparse FGSM on the NES estimate, restricted to a frame mask, in one mode.
+
+    ``context``: the mode, ε and that mode's settings block. ``step_cost``: the queries
+    of one FGSM step (NES population + its check(s)).
+    """
+
+    def __init__(self, context: AttackContext):
+        self.context = context
+        c = context.mode_cfg
+        estimator = build_estimator("nes", population=c.nes_population, sigma=c.nes_sigma)
+        if context.targeted:
+            schedule = TargetedSchedule(alpha=c.alpha, eps_decay=c.eps_decay, keep_threshold=c.keep_threshold,
+                                        window=c.window, patience=c.patience, min_alpha=c.min_alpha,
+                                        min_eps_decay=c.min_eps_decay)
+            self.attack = TargetedSparseFGSM(estimator, eps=context.eps, schedule=schedule)
+        else:
+            self.attack = SparseFGSM(estimator, eps=context.eps, alpha=c.alpha, accept_probes=c.accept_probes)
+
+    @property
+    def step_cost(self) -> int:
+        return self.attack.estimator.queries_per_estimate + (2 if self.context.targeted else 1)
+
+    def episode(self, x: Tensor, label: int, target: int | None, candidates: Tensor | None, mask: Tensor,
+                cap: int, generator: torch.Generator) -> Generator[Ask, Answer, EpisodeResult]:
+        """One episode on ``mask`` (bool ``(T,)``) with at most ``cap`` queries.
+
+        ``x``: float32 ``(T, 3, H, W)``; targeted: ``target`` and the start's
+        ``candidates`` (float32 ``(K, T, 3, H, W)``); the start's queries count in ``cap``.
+        """
+        if not self.context.targeted:
+            return (yield from self.attack.episode(x, label, mask, generator, cap))
+        x_init, spent = yield from targeted_start_steps(x, mask, target, candidates)
+        if x_init is None:
+            return EpisodeResult(x.clone(), False, spent, label, 0, 1.0, "", {"init": "failed"})
+        res = yield from self.attack.episode(x, x_init, target, mask, generator, max(cap - spent, 0))
+        res.queries += spent
+        return res
+
+
+def episode_log(res: EpisodeResult, x: Tensor, mask: Tensor, **fields) -> dict:
+    """An episode's log entry: ``fields`` (e.g. epoch, episode), the frames of ``mask``,
+    success, queries, MAP (grey levels, successes only) and what the perturber noted
+    (FGSM steps, the L∞ radius reached, its own notes)."""
+    return {**fields, "frames": mask.nonzero().flatten().tolist(), "success": res.success,
+            "queries": res.queries, "map": episode_map(res, x),
+            "iterations": res.iterations, "eps_final": res.eps_final, **res.log}
+
+
+def episode_map(res: EpisodeResult, x: Tensor) -> float | None:
+    """MAP (grey levels) of a successful episode's video, ``None`` when it failed."""
+    return mean_absolute_perturbation(res.x_adv, x) if res.success else None
+
+
+def best_outcome(oracle: Oracle, x: Tensor, clean_label: int,
+                 best: tuple[float, int, EpisodeResult, Tensor] | None,
+                 episodes: list[dict], epochs: list[dict]) -> AttackOutcome:
+    """The outcome of a method that keeps the best successful episode ``best`` =
+    ``(MAP, episode index, result, mask)``, or the clean video when none succeeded."""
+    if best is None:
+        return AttackOutcome(x.clone(), False, no_frames(x.shape[0]), oracle.used, oracle.used_by_phase, None, None,
+                             clean_label, episodes, epochs)
+    _, idx, res, mask = best
+    return AttackOutcome(res.x_adv, True, mask, oracle.used, oracle.used_by_phase, idx, res.queries,
+                         clean_label, episodes, epochs)
