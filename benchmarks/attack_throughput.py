@@ -15,11 +15,13 @@ uses a trained one. Peak resident memory of the process is printed too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import time
 
 import torch
 
+from sva.attacks.base import AttackTask
 from sva.pipeline.attack_job import build_method
 from sva.pipeline.config import load_config
 from sva.utils.devices import keep_cpu_memory, pick_device
@@ -43,12 +45,11 @@ def attack_throughput(cfg, model, x: torch.Tensor, label: int, queries: int, dev
     """Queries per second of SVA's full loop (agent, episodes, NES, checks) on one video."""
     a = cfg.attacks
     attack = build_method(a, "sva", "untargeted")
-    attack.settings = type(attack.settings)(**{**attack.settings.__dict__, "epochs": 10**6})
+    attack.sva = dataclasses.replace(attack.sva, epochs=10**6)  # run until the budget is spent
     oracle = Oracle(model, queries, batch_size=a.oracle_batch_size, device=device)
     feats = torch.randn(x.shape[0], 512, generator=torch.Generator().manual_seed(0))
-    gen = torch.Generator(device=x.device).manual_seed(0)
     t0 = time.perf_counter()
-    attack.attack(oracle, x, label, feats, gen, agent_seed=0)
+    attack(oracle, AttackTask(x, label, features=feats, seed=0, seed_keys=("benchmark",)))
     wall = time.perf_counter() - t0
     return oracle.used / wall, oracle.used
 

@@ -2,7 +2,8 @@
 (merged in order, like Snakemake's ``--configfile``) and prints the result as YAML;
 ``sva summary RECORD_OR_SHARD.json ...`` prints the table rows built from records;
 ``sva window-coverage --windows windows.csv RECORDS ...`` relates episode success to
-the class window (synthetic data, :mod:`sva.evaluation.analysis`); ``sva schema`` prints the configuration's JSON Schema; ``sva track`` logs to MLflow
+the class window (synthetic data, :mod:`sva.evaluation.analysis`); ``sva schema`` prints the configuration's JSON Schema; ``sva methods`` lists the
+registered attack methods with their settings and defaults; ``sva track`` logs to MLflow
 every attack record that is missing there (after an outage), idempotently.
 
 A user error (bad config, unreadable or inconsistent record files) prints one line and
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     cover.add_argument("--windows", required=True, help="data/raw/<dataset>/windows.csv")
     cover.add_argument("files", nargs="+")
     sub.add_parser("schema", help="print the configuration's JSON Schema (workflow/schemas/config.schema.json)")
+    sub.add_parser("methods", help="list the registered attack methods, their oracle mode, modes and settings")
     track = sub.add_parser("track", help="log to MLflow every attack record missing there (idempotent)")
     track.add_argument("--config", action="append",
                        help="config file giving tracking.experiment_prefix and the attack settings; repeat to "
@@ -49,6 +51,9 @@ def _run(args) -> int:
     if args.command == "check-config":
         cfg = load_config(*args.files)
         print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+        return 0
+    if args.command == "methods":
+        print(methods_text(), end="")
         return 0
     if args.command == "schema":
         from sva.pipeline.config import json_schema
@@ -82,6 +87,39 @@ def _run(args) -> int:
         return 0
     print(summarize(load_records(args.files)).to_string(index=False))
     return 0
+
+
+def methods_text() -> str:
+    """Every registered attack method: name, summary, oracle mode, modes, and its config
+    block ``attacks.<name>`` key by key with defaults and descriptions."""
+    import json
+
+    from sva.attacks import attack_classes
+
+    lines = []
+    for name, cls in attack_classes().items():
+        lines.append(f"{name}: {cls.summary()}")
+        lines.append(f"  oracle: {cls.oracle_mode} | modes: {', '.join(cls.modes)} | "
+                     f"class: {cls.__module__}.{cls.__qualname__}")
+        fields = list(_settings_rows(cls.Settings, f"attacks.{name}"))
+        if not fields:
+            lines.append(f"  attacks.{name}: no settings")
+        for key, default, doc in fields:
+            lines.append(f"  {key} = {json.dumps(default)}" + (f"  # {doc}" if doc else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _settings_rows(model, prefix: str):
+    """(dotted key, default, description) of every leaf of a settings model."""
+    from pydantic import BaseModel
+
+    for key, field in model.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            yield from _settings_rows(type(default), f"{prefix}.{key}")
+        else:
+            yield f"{prefix}.{key}", default, field.description or ""
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ class AttacksBase(StrictModel):
                                 f"workable budget is {need} ({min_budget_parts(mode, self.mode_cfg(mode))})")
         modes = {m: self.mode_cfg(m) for m in ("untargeted", "targeted")}
         for name, cls in attack_classes().items():
-            problems += cls.settings_problems(self.method_cfg(name), modes)
+            if name in type(self).model_fields:  # registered when the schema was built
+                problems += cls.settings_problems(self.method_cfg(name), modes)
         unsupported = [f"method {m!r} does not support mode {mode!r}" for m in self.methods for mode in self.modes
                        if mode not in attack_classes()[m].modes]
         if problems or unsupported:

@@ -43,8 +43,8 @@ class SVACfg(StrictModel):
     episodes: PositiveInt = Field(5, description="N: episodes (sampled masks) per epoch")
     lr: PositiveFloat = Field(1e-5, description="Adam learning rate of the agent")
     hidden: PositiveInt = Field(128, description="hidden units of the agent's Bi-LSTM")
-    gamma1: Annotated[float, Field(ge=0)] = 2.0
-    gamma2: Annotated[float, Field(ge=0)] = 3.0
+    gamma1: Annotated[float, Field(ge=0)] = Field(2.0, description="weight γ1 of R_rep in Eq. 9")
+    gamma2: Annotated[float, Field(ge=0)] = Field(3.0, description="weight γ2 of R_attack in Eq. 9")
     rewards: Literal["full", "attack", "attack+rep"] = Field("full", description="Eq. 9 terms (Table 5 ablation)")
     untargeted: SVAModeCfg = SVAModeCfg()
     targeted: SVAModeCfg = SVAModeCfg()

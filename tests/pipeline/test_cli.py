@@ -50,3 +50,16 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert main(["summary", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.json: cannot read attack records" in err and "Traceback" not in err
+
+
+def test_methods_lists_every_registered_method_with_its_settings(capsys):
+    from sva.attacks import attack_classes
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name, cls in attack_classes().items():
+        assert f"{name}: {cls.summary()}" in out
+        assert f"oracle: {cls.oracle_mode}" in out
+    assert "attacks.sva.epochs = 20  # policy updates per video" in out
+    assert "attacks.sva.untargeted.episode_queries = null" in out
+    assert "attacks.dense: no settings" in out

@@ -1,0 +1,159 @@
+"""The contract every registered attack meets, checked on toy victims in both modes.
+
+A new method gets these checks by registering (``sva/attacks/base.py``); nothing here
+names a method. The attack runs the way the pipeline runs it
+(:func:`sva.pipeline.attack_job.attack_video`: built from its config blocks, handed an
+oracle in the mode it declares, its result confirmed by the evaluator).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import sva.pipeline.attack_job as job
+from sva.attacks import attack_classes
+from sva.blackbox.oracle import Oracle
+from sva.pipeline.config import load_config, validate_config
+from toys import FrameZeroVictim, LinearVictim, frame_zero_video
+
+from conftest import REPO
+
+T = 8
+BUDGETS = {"untargeted": 1000, "targeted": 1200}
+
+
+class CountingVictim(nn.Module):
+    """Counts every video the victim itself is asked about (not the oracle's count)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.videos = 0
+        self.counting = True
+
+    def forward(self, videos: torch.Tensor) -> torch.Tensor:
+        if self.counting:
+            self.videos += int(videos.shape[0])
+        return self.inner(videos)
+
+
+class SpyOracle(Oracle):
+    """An oracle that keeps every answer it gave (to check what a method could see)."""
+
+    made: list[SpyOracle] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.answers = []
+        SpyOracle.made.append(self)
+
+    def query(self, videos, *, phase=None):
+        answer = super().query(videos, phase=phase)
+        self.answers.append(answer)
+        return answer
+
+
+def _config(method: str):
+    data = load_config(REPO / ".test" / "config.yaml").model_dump(mode="json")
+    data["attacks"].update(methods=[method], modes=["untargeted", "targeted"], eps=0.05, oracle_batch_size=8)
+    data["attacks"]["untargeted"]["budget"] = BUDGETS["untargeted"]
+    data["attacks"]["targeted"]["budget"] = BUDGETS["targeted"]
+    if method == "sva":  # small episodes so several run within the toy budget
+        data["attacks"]["sva"].update(epochs=3, episodes=2, untargeted={"episode_queries": 300},
+                                      targeted={"episode_queries": 300})
+    return validate_config(data, "conformance config")
+
+
+def _case(victim: str, mode: str):
+    """(model, video, label, target, target-class candidates) of a toy problem."""
+    if victim == "frame_zero":  # near its boundary: only frame 0 decides
+        inner = FrameZeroVictim()
+        x = frame_zero_video(T, brightness=0.502)
+    else:
+        inner = LinearVictim(shape=(T, 3, 8, 8), classes=4, seed=2)
+        x = torch.rand(T, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        label = int(inner(x[None]).argmax())
+        target = (label + 1) % (2 if victim == "frame_zero" else 4)
+        pool = torch.rand(256, T, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+        if victim == "frame_zero":
+            pool[:, 0] *= 0.9  # darker frame 0: class 1
+        candidates = pool[inner(pool).argmax(1) == target][:5]
+    return CountingVictim(inner), x, label, target if mode == "targeted" else None, candidates
+
+
+def _run(method, mode, victim, monkeypatch):
+    model, x, label, target, candidates = _case(victim, mode)
+    real_confirm = job.confirm
+
+    def confirm(m, *args):  # the evaluator's own forwards are not the attack's queries
+        model.counting = False
+        return real_confirm(m, *args)
+
+    monkeypatch.setattr(job, "Oracle", SpyOracle)
+    monkeypatch.setattr(job, "confirm", confirm)
+    SpyOracle.made.clear()
+    feats = torch.randn(T, 512, generator=torch.Generator().manual_seed(3))
+    record, outcome = job.attack_video(_config(method), method, mode, model, x, label, target, feats,
+                                       candidates if mode == "targeted" else None,
+                                       ("toy", victim, method, mode, "v0"), torch.device("cpu"))
+    (oracle,) = SpyOracle.made
+    return model, x, record, outcome, oracle
+
+
+CASES = [(m, mode, v) for m, cls in attack_classes().items() for mode in cls.modes
+         for v in ("frame_zero", "linear")]
+
+
+@pytest.mark.parametrize("method, mode, victim", CASES)
+def test_every_attack_meets_the_contract(method, mode, victim, monkeypatch):
+    cls = attack_classes()[method]
+    model, x, record, outcome, oracle = _run(method, mode, victim, monkeypatch)
+    eps = record["eps"]
+
+    # Q is every video the victim saw for the attack, and never exceeds the budget
+    assert model.videos == record["queries"] == oracle.used <= BUDGETS[mode]
+    assert sum(record["queries_by_phase"].values()) == record["queries"]
+
+    # the oracle was in the mode the method declares; a label-mode one never answered a score
+    assert oracle.mode == cls.oracle_mode
+    if cls.oracle_mode == "label":
+        assert all(a.log_prob is None for a in oracle.answers)
+
+    # frames outside the returned mask are bit-identical to the clean video
+    mask = outcome.mask
+    assert mask.dtype == torch.bool and mask.shape == (T,)
+    assert torch.equal(outcome.x_adv[~mask], x[~mask])
+    assert record["selected_frames"] == mask.nonzero().flatten().tolist()
+    assert set(record["perturbed_frames"]) <= set(record["selected_frames"])
+
+    # the evaluator agrees with the success the method claims; success means L∞ ≤ ε
+    assert record["attack_claimed_success"] == record["success"]
+    if record["success"]:
+        assert record["linf"] <= eps + 1e-6
+        assert float((outcome.x_adv - x).abs().max()) <= eps + 1e-6
+    else:
+        assert torch.equal(outcome.x_adv, x) and not mask.any()
+    assert outcome.x_adv.dtype == torch.float32 and 0 <= float(outcome.x_adv.min()) <= float(outcome.x_adv.max()) <= 1
+    if victim == "frame_zero" and mode == "untargeted":  # the easiest problem there is
+        assert record["success"], f"{method} fails the near-boundary untargeted toy"
+
+
+@pytest.mark.parametrize("method, mode", sorted({(m, mode) for m, mode, _ in CASES}))
+def test_the_same_seed_gives_the_same_record(method, mode, monkeypatch):
+    first = _run(method, mode, "linear", monkeypatch)[2]
+    second = _run(method, mode, "linear", monkeypatch)[2]
+    for r in (first, second):
+        r.pop("wall_seconds")
+    assert first == second
+
+
+def test_an_attack_refuses_an_oracle_of_the_wrong_mode():
+    cfg = _config("sva").attacks
+    for name, cls in attack_classes().items():
+        attack = job.build_method(cfg, name, cls.modes[0])
+        other = "label" if cls.oracle_mode == "score" else "score"
+        with pytest.raises(ValueError, match=f"needs an oracle in '{cls.oracle_mode}' mode"):
+            attack(Oracle(LinearVictim(), 100, mode=other), job.AttackTask(torch.rand(8, 3, 8, 8), 0))
