@@ -57,4 +57,38 @@ def perturbation_strip(x: Tensor, x_adv: Tensor, path: str | Path, title: str = 
     return Path(path)
 
 
-__all__ = ["perturbation_strip"]
+def example_strips(records, path: str | Path, per_group: int = 1) -> Path:
+    """One PNG stacking example strips: per (dataset, victim, method), the first
+    ``per_group`` successful videos by id (the first videos when none succeeded).
+
+    ``records``: a DataFrame of per-video records (:func:`sva.evaluation.aggregate.load_records`)
+    whose ``source`` is a shard file and ``strip_path`` the strip's name in the shard's
+    ``videos/`` folder.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = []
+    if len(records):
+        for _, g in records.sort_values("video_id").groupby(["dataset", "victim", "method"], sort=True):
+            ok = g[g["success"]]
+            for _, r in (ok if len(ok) else g).head(per_group).iterrows():
+                picks.append(Path(r["source"]).parent / "videos" / r["strip_path"])
+    picks = [p for p in picks if p.is_file()]
+    fig, axes = plt.subplots(max(len(picks), 1), 1, figsize=(12, 3.2 * max(len(picks), 1)), squeeze=False)
+    for ax, strip in zip(axes[:, 0], picks):
+        ax.imshow(plt.imread(strip))
+    for ax in axes[:, 0]:
+        ax.axis("off")
+    if not picks:
+        axes[0][0].text(0.5, 0.5, "no attack records", ha="center", va="center")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+__all__ = ["example_strips", "perturbation_strip"]

@@ -336,5 +336,6 @@ def test_report_shows_the_tables_and_figures_with_captions(project):
     folder, _ = project
     snakemake(folder, "--report", "report.html")
     html = (folder / "report.html").read_text(errors="replace")
-    for text in ("table1.csv", "table3.csv", "table3.png", "Table 3 (untargeted)", "Table 1: test accuracy"):
+    for text in ("table1.csv", "table3.csv", "table3.png", "table3_examples.png", "Table 3 (untargeted)",
+                 "Table 1: test accuracy", "Example strips, one per dataset"):
         assert text in html, text

@@ -6,12 +6,11 @@ rule attack_shard:
         features="data/features/{dataset}/features.npy",
         ckpt="results/victims/{dataset}/{victim}.pt",
     output:
-        OUT + "/attacks/{mode}/{dataset}/{victim}/{method}/shard{shard}.json",
+        f"{OUT}/attacks/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.json",
     log:
-        LOGS + "/attack/{mode}/{dataset}/{victim}/{method}/shard{shard}.log",
+        f"{LOGS}/attack/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.log",
     benchmark:
-        OUT
-        + "/benchmarks/attack_shard/{mode}/{dataset}/{victim}/{method}/shard{shard}.tsv"
+        f"{OUT}/benchmarks/attack_shard/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.tsv"
     conda:
         "../envs/sva.yaml"
     threads: 1
@@ -33,18 +32,23 @@ rule attack_table:
         ),
     output:
         table=report(
-            OUT + "/{table}.csv",
+            f"{OUT}/{{table}}.csv",
             caption="../report/attack_table.rst",
             category="Tables",
         ),
         figure=report(
-            OUT + "/figures/{table}.png",
+            f"{OUT}/figures/{{table}}.png",
             caption="../report/attack_figure.rst",
             category="Figures",
         ),
-        metrics=OUT + "/metrics/{table}.json",
+        examples=report(
+            f"{OUT}/figures/{{table}}_examples.png",
+            caption="../report/attack_examples.rst",
+            category="Example strips",
+        ),
+        metrics=f"{OUT}/metrics/{{table}}.json",
     log:
-        LOGS + "/attack_table/{table}.log",
+        f"{LOGS}/attack_table/{{table}}.log",
     conda:
         "../envs/sva.yaml"
     params:

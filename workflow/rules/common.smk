@@ -50,7 +50,7 @@ def key(stage, **fixed):
 def attack_shards(mode):
     """Every shard file one attack table is built from."""
     return expand(
-        OUT + "/attacks/{mode}/{dataset}/{victim}/{method}/shard{shard}.json",
+        f"{OUT}/attacks/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.json",
         dataset=DATASETS,
         victim=MODELS,
         method=METHODS,
@@ -66,4 +66,4 @@ def result_tables():
 
 def study_tables():
     """The attack tables of this run, under results/ or results/studies/<name>/."""
-    return expand(OUT + "/{table}.csv", table=result_tables())
+    return expand(f"{OUT}/{{table}}.csv", table=result_tables())

@@ -13,4 +13,5 @@ with log_to_file(snakemake.log[0]):
         attack_set_csvs=snakemake.input.attack_sets,
         ckpt_paths=snakemake.input.ckpts,
         out_metrics=snakemake.output.metrics,
+        out_examples=snakemake.output.examples,
     )

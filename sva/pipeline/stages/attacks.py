@@ -71,13 +71,15 @@ def attack_shard(
 
 def attack_table(cfg: Config, mode: str, shard_paths: list[Path], out_csv: Path, out_png: Path,
                  root: Path = Path("."), attack_set_csvs: list[Path] | None = None,
-                 ckpt_paths: list[Path] | None = None, out_metrics: Path | None = None) -> pd.DataFrame:
+                 ckpt_paths: list[Path] | None = None, out_metrics: Path | None = None,
+                 out_examples: Path | None = None) -> pd.DataFrame:
     """Table 3 (untargeted) or Table 4 (targeted) from the shard records, plus a figure.
 
     Refuses duplicate or foreign records (:func:`sva.evaluation.aggregate.check_records`) against
     the attack sets (``results/attack_sets/<dataset>.csv``) and the victim checkpoints
     (``results/victims/<dataset>/<victim>.pt``) given. ``out_metrics``: the table's
-    numbers as flat JSON (``dvc metrics diff`` compares two runs)."""
+    numbers as flat JSON (``dvc metrics diff`` compares two runs); ``out_examples``: a
+    PNG of one example strip per (dataset, victim, method)."""
     from sva.evaluation.aggregate import check_records, load_records, summarize, table_for_mode, table_metrics
     from sva.evaluation.figures import attack_table_figure
 
@@ -92,6 +94,10 @@ def attack_table(cfg: Config, mode: str, shard_paths: list[Path], out_csv: Path,
     if out_metrics is not None:
         atomic.write_json(out_metrics, table_metrics(table))
     attack_table_figure(table, out_png, f"{mode} attacks")
+    if out_examples is not None:
+        from sva.evaluation.strips import example_strips
+
+        example_strips(records, out_examples)
     number = "table3" if mode == "untargeted" else "table4"
     with tracking.start_run(cfg.tracking.experiment_prefix, "tables", number, {"table": number, "mode": mode},
                             root) as run:

@@ -1,0 +1,62 @@
+"""Named studies: what a study file may change, and where its results go."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from sva.pipeline.config import ConfigError
+from sva.pipeline.studies import apply_study, available_studies, logs_dir, results_dir
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "config/studies").mkdir(parents=True)
+    return tmp_path
+
+
+def _main(repo):
+    return yaml.safe_load((repo / "params.yaml").read_text())
+
+
+def test_no_study_is_the_main_run(repo):
+    config = _main(repo)
+    cfg, name = apply_study(config, "params.yaml", repo)
+    assert name is None and cfg.study is None
+    assert (results_dir(None), logs_dir(None)) == ("results", "logs")
+
+
+def test_a_study_merges_its_attack_settings_and_tracks_apart(repo, root):
+    (root / "config/studies/short.yaml").write_text("description: fewer episodes\nattacks:\n  sva:\n    episodes: 2\n")
+    config = {**_main(repo), "study": "short"}
+    cfg, name = apply_study(config, "params.yaml", root)
+    assert name == "short" and cfg.study == "short"
+    assert cfg.attacks.sva.episodes == 2 and cfg.attacks.sva.epochs == 2  # merged, siblings kept
+    assert config["attacks"]["sva"]["episodes"] == 2  # the jobs see it too
+    assert cfg.tracking.experiment_prefix == "sva-short"
+    assert results_dir(name) == "results/studies/short" and logs_dir(name) == "logs/studies/short"
+    assert available_studies(root) == ["short"]
+
+
+def test_the_shipped_studies_validate(repo):
+    assert "long_episodes" in available_studies(repo)
+    for name in available_studies(repo):
+        apply_study({**_main(repo), "study": name}, "params.yaml", repo)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("victims:\n  models: [c3d]\n", r"short\.yaml: victims: a study overrides attacks\.\* only"),
+    ("attacks:\n  eps: 7\n", r"attacks\.eps"),
+    ("- a list\n", "top level must be a mapping"),
+])
+def test_a_study_that_would_touch_the_main_run_is_refused(repo, root, text, message):
+    (root / "config/studies/short.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        apply_study({**_main(repo), "study": "short"}, "params.yaml", root)
+
+
+def test_unknown_and_malformed_names(repo, root):
+    with pytest.raises(ConfigError, match=r"no such study file \(studies: none\)"):
+        apply_study({**_main(repo), "study": "nope"}, "params.yaml", root)
+    with pytest.raises(ConfigError, match="letters, digits"):
+        apply_study({**_main(repo), "study": "../x"}, "params.yaml", root)
