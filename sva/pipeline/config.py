@@ -167,20 +167,26 @@ def validate_config(data: Any, source: str = "<config>") -> Config:
         raise ConfigError(_format_errors(source, err)) from None
 
 
+def read_config_file(path: str | Path, missing: str = "configuration file not found") -> dict[str, Any]:
+    """A YAML file's top-level mapping; ``ConfigError`` naming the file when it is
+    missing (``missing`` says so), not YAML, or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {missing}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
 def load_config(*paths: str | Path) -> Config:
     """Load and merge YAML files (later ones override, deep merge), then validate."""
     merged: dict[str, Any] = {}
     for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: configuration file not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-        merged = deep_merge(merged, data)
+        merged = deep_merge(merged, read_config_file(path))
     return validate_config(merged, ", ".join(str(p) for p in paths))
 
 

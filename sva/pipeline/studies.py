@@ -16,9 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from sva.pipeline.config import Config, ConfigError, deep_merge, validate_config
+from sva.pipeline.config import Config, ConfigError, deep_merge, read_config_file, validate_config
 
 STUDIES_DIR = Path("config/studies")
 #: the top-level keys a study may override
@@ -37,15 +35,8 @@ def study_override(name: str, root: str | Path = ".") -> tuple[dict[str, Any], P
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"study {name!r}: a study name is letters, digits, '-' and '_'")
     path = Path(root) / STUDIES_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(available_studies(root)) or "none"
-        raise ConfigError(f"{path}: no such study file (studies: {known})")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
+    known = ", ".join(available_studies(root)) or "none"
+    data = read_config_file(path, f"no such study file (studies: {known})")
     extra = sorted(set(data) - STUDY_KEYS)
     if extra:
         raise ConfigError(f"{path}: {', '.join(extra)}: a study overrides attacks.* only (data, victims and "
