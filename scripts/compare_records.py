@@ -5,7 +5,8 @@
 Matches records by (mode, dataset, victim, method, video) in any layout under
 ``<dir>/attacks/`` (``…/videos/<video>.json`` or the older ``…/shard<k>/videos/…``) and
 compares what an attack decides: success (float and uint8), Q and Q per phase, Q of the
-returned episode, MAP, S, L∞ and the selected frames. Prints one line per difference and
+returned episode, MAP, S, L∞, the selected frames, and every episode's and epoch's log
+(masks, queries, MAP, rewards, the agent's update statistics). Prints one line per difference and
 a summary; exits 1 when any record differs or is missing on one side.
 """
 
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 FIELDS = ("success", "success_uint8", "queries", "queries_by_phase", "queries_best_episode", "map", "sparsity",
-          "linf", "selected_frames", "pred_float", "pred_uint8")
+          "linf", "selected_frames", "pred_float", "pred_uint8", "episodes", "epochs", "reward_trace")
 
 
 def load(results: Path) -> dict[tuple, dict]:
