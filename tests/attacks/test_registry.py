@@ -89,3 +89,44 @@ def test_a_label_method_gets_a_label_oracle_in_the_pipeline(label_probe, monkeyp
 def test_a_method_refuses_a_mode_it_does_not_support(label_probe):
     with pytest.raises(ValueError, match="does not support mode 'targeted'"):
         build_attack("label_probe", AttackContext("targeted", 0.05, UntargetedCfg()))
+
+
+def test_a_new_method_is_one_file(tmp_path, monkeypatch):
+    """A module dropped under sva/attacks/ registers itself; the config schema then
+    accepts its name and its settings block."""
+    import sva.attacks as package
+    import sva.attacks.base as base
+    from sva.pipeline.config import _attacks_model
+
+    (tmp_path / "one_file_method.py").write_text('''
+from sva.attacks.base import Attack, register_attack
+from sva.utils.settings import PositiveInt, StrictModel
+
+
+class OneFileCfg(StrictModel):
+    tries: PositiveInt = 3
+
+
+@register_attack
+class OneFile(Attack):
+    """A method in one file."""
+
+    name = "one_file"
+    oracle_mode = "label"
+    Settings = OneFileCfg
+
+    def run(self, oracle, task):
+        raise NotImplementedError
+''')
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    monkeypatch.setattr(base, "_DISCOVERED", False)
+    try:
+        assert attack_classes()["one_file"].oracle_mode == "label"
+        model = _attacks_model()
+        cfg = model.model_validate({"methods": ["sva", "one_file"], "one_file": {"tries": 5}})
+        assert cfg.one_file.tries == 5 and cfg.methods == ["sva", "one_file"]
+    finally:
+        _REGISTRY.pop("one_file", None)
+        import sys
+
+        sys.modules.pop("sva.attacks.one_file_method", None)
