@@ -15,7 +15,11 @@ Each method declares:
   never see a probability;
 * ``modes``: the attack modes it supports;
 * ``Settings``: its own config block (``attacks.<name>``), a strict pydantic model
-  whose fields carry defaults and descriptions.
+  whose fields carry defaults and descriptions;
+* ``depends_on`` (optional): methods whose record of the same video it reads, through
+  :meth:`Attack.hints_from`, into ``task.hints`` (e.g. random frame selection takes the
+  size of SVA's mask). The pipeline then attacks after them (a DAG edge) and the
+  record's key covers the hints.
 
 See ``docs/design.md`` ("Attacks") for the contract the conformance test checks.
 """
@@ -52,6 +56,8 @@ class AttackTask:
     ``seed`` and ``seed_keys`` (the job's identity: dataset, victim, method, mode,
     video) root every random choice: a method draws its streams with
     :meth:`generator` and :meth:`derive_seed`, so the same config gives the same record.
+    ``hints``: what the method's :meth:`Attack.hints_from` took from the records of
+    the methods it depends on (empty for most methods).
     """
 
     x: Tensor
@@ -61,6 +67,7 @@ class AttackTask:
     candidates: Tensor | None = None
     seed: int = 0
     seed_keys: tuple = ()
+    hints: dict = field(default_factory=dict)
 
     @property
     def mode(self) -> str:
@@ -121,6 +128,7 @@ class Attack(abc.ABC):
     oracle_mode: ClassVar[OracleMode] = "score"
     modes: ClassVar[tuple[str, ...]] = MODES
     Settings: ClassVar[type[StrictModel]] = NoSettings
+    depends_on: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, context: AttackContext, settings: StrictModel | None = None):
         if context.mode not in self.modes:
@@ -139,6 +147,12 @@ class Attack(abc.ABC):
         """Config problems this method's settings have against the mode blocks
         (``mode name → block``): messages naming the key, empty when fine."""
         return []
+
+    @classmethod
+    def hints_from(cls, records: dict[str, dict]) -> dict:
+        """``task.hints`` from the records of the same video by the methods in
+        ``depends_on`` (method name → record). JSON-able; part of the record's key."""
+        return {}
 
     def oracle_budget(self) -> int:
         """Queries the oracle will answer for one video (default: the mode's budget)."""

@@ -28,7 +28,7 @@ from sva.evaluation.evaluator import confirm
 from sva.pipeline.config import AttacksCfg, Config
 from sva.pipeline.provenance import code_fingerprint, record_key
 from sva.utils import atomic
-from sva.utils.hashing import array_sha256
+from sva.utils.hashing import array_sha256, stable_hash
 from sva.utils.logs import bars_off
 from sva.utils.seeding import derive_seed
 
@@ -43,8 +43,10 @@ def build_method(cfg: AttacksCfg, method: str, mode: str) -> Attack:
 def attack_video(
     cfg: Config, method: str, mode: str, model: nn.Module, x: Tensor, label: int, target: int | None,
     features: Tensor, candidates: Tensor | None, seed_keys: tuple, device: torch.device,
+    hints: dict | None = None,
 ) -> tuple[dict, AttackOutcome]:
-    """Attack one video; returns (record fields, outcome). ``x``: float32 ``(T,3,H,W)``.
+    """Attack one video; returns (record fields, outcome). ``x``: float32 ``(T,3,H,W)``;
+    ``hints``: what the method takes from the records of the methods it depends on.
 
     The attack gets an :class:`~sva.blackbox.oracle.Oracle` in the mode it declares
     (``score`` or ``label``) and never the model; only the evaluator touches the model
@@ -56,7 +58,7 @@ def attack_video(
                     mode=attack.oracle_mode)
     targeted = mode == "targeted"
     task = AttackTask(x, int(label), int(target) if targeted else None, features, candidates,
-                      seed=cfg.seed, seed_keys=seed_keys)
+                      seed=cfg.seed, seed_keys=seed_keys, hints=dict(hints or {}))
     outcome = attack(oracle, task)
     del oracle
     check = confirm(model, x.to(device), outcome.x_adv.to(device), label, task.target, a.eps)
@@ -72,9 +74,29 @@ def attack_video(
         "episodes": outcome.episodes, "epochs": outcome.epochs,
         "reward_trace": [e.get("reward_mean") for e in outcome.epochs],
         "wall_seconds": outcome.wall_seconds,
+        **({"hints": task.hints} if task.hints else {}),
         **outcome.extra,
     }
     return record, outcome
+
+
+def dependency_hints(method: str, out_dir: Path, video_id: str) -> dict:
+    """``task.hints`` of ``method`` for one video, from the records of the methods it
+    depends on, which live beside its own (``out_dir/../<method>/videos/<video>.json``);
+    a missing record is a :class:`~sva.utils.errors.UserError` naming the file."""
+    from sva.attacks.base import get_attack
+    from sva.utils.errors import UserError
+
+    cls = get_attack(method)
+    if not cls.depends_on:
+        return {}
+    records = {}
+    for dep in cls.depends_on:
+        path = Path(out_dir).parent / dep / "videos" / f"{video_id}.json"
+        if not path.is_file():
+            raise UserError(f"{path}: {method} needs {dep}'s record of video {video_id}; run {dep}'s attacks first")
+        records[dep] = json.loads(path.read_text())
+    return cls.hints_from(records)
 
 
 def _peak_rss_mib() -> float:
@@ -142,6 +164,9 @@ def run_shard(
         row = rows.loc[video_id]
         rec_path = out_dir / "videos" / f"{video_id}.json"
         feats, pick, data_sha = video_data(cfg, dataset, mode, row, store, features, train_idx)
+        hints = dependency_hints(method, out_dir, video_id)
+        if hints:  # what the method reads from other methods' records is part of its input
+            data_sha = stable_hash({"data": data_sha, "hints": hints})
         key = record_key(cfg, dataset=dataset, victim=victim, method=method, mode=mode, video_id=video_id,
                          victim_sha256=victim_sha256, data_sha256=data_sha)
         if rec_path.exists():
@@ -159,7 +184,7 @@ def run_shard(
         started = time.time()
         fields, outcome = attack_video(cfg, method, mode, model, x, int(row["label"]), target,
                                        torch.from_numpy(feats), candidates, (dataset, victim, method, mode, video_id),
-                                       device)
+                                       device, hints)
         finished = time.time()
         record = {"dataset": dataset, "victim": victim, "video_id": video_id, "idx": idx, "shard": shard,
                   "seed": cfg.seed, "record_key": key, "victim_sha256": victim_sha256, "data_sha256": data_sha,

@@ -89,6 +89,8 @@ class AttacksBase(StrictModel):
                 problems += cls.settings_problems(self.method_cfg(name), modes)
         unsupported = [f"method {m!r} does not support mode {mode!r}" for m in self.methods for mode in self.modes
                        if mode not in attack_classes()[m].modes]
+        unsupported += [f"methods: {m!r} needs {d!r} too (it reads {d}'s records of the same videos)"
+                        for m in self.methods for d in attack_classes()[m].depends_on if d not in self.methods]
         if problems or unsupported:
             raise ValueError("; ".join(problems + unsupported))
         return self

@@ -5,6 +5,7 @@ rule attack_shard:
         frames="data/snippets/{dataset}/frames.npy",
         features="data/features/{dataset}/features.npy",
         ckpt="results/victims/{dataset}/{victim}.pt",
+        depends_on=dependency_shards,
     output:
         f"{OUT}/attacks/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.json",
     log:

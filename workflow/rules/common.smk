@@ -59,6 +59,18 @@ def attack_shards(mode):
     )
 
 
+def dependency_shards(wc):
+    """Shard files of the methods this attack job's method reads records of (a DAG
+    edge: e.g. random frame selection after SVA; sva/attacks/base.py, depends_on)."""
+    from sva.attacks import get_attack
+
+    return expand(
+        f"{OUT}/attacks/{wc.mode}/{wc.dataset}/{wc.victim}/{{method}}/shard{{shard}}.json",
+        method=get_attack(wc.method).depends_on,
+        shard=SHARDS,
+    )
+
+
 def result_tables():
     """The attack tables the configured modes produce."""
     return [t for t, mode in TABLE_MODES.items() if mode in CFG.attacks.modes]
