@@ -1,15 +1,20 @@
-"""Queries per second of the full SVA attack loop vs the victim's raw batched forward.
+"""Queries per second of every registered attack against the victim's raw batched
+forward, as a ratio measured in one run.
 
 Both are measured in this one process, on the same victim at the same batch size
-(``attacks.oracle_batch_size``), so the ratio is meaningful on a noisy machine. Target:
-ratio ≥ 0.90 (the attack's own work — NES noise, projections, the agent, the oracle's
-bookkeeping — costs at most 10% of the victim's time).
+(``attacks.oracle_batch_size``). A noisy machine moves both, so the two are timed in
+short **interleaved blocks** (raw, attack, raw, attack, …); each attack block is
+divided by the mean of the raw blocks on either side of it, and the median of those
+ratios is reported with its range. Target: ratio ≥ 0.90 for the score-based methods
+(the attack's own work — noise, projections, the agent, the oracle's bookkeeping —
+costs at most 10% of the victim's time).
 
-    .venv/bin/python benchmarks/attack_throughput.py [--config params.yaml] [--victim c3d]
+    .venv/bin/python benchmarks/attack_throughput.py [--config params.yaml] [--victim c3d] \\
+        [--method sva] [--blocks 5] [--block-seconds 2]
 
-Victims are built from the config with random weights when no checkpoint is given
-(throughput does not depend on the weights); ``--checkpoint results/victims/...pt``
-uses a trained one. Peak resident memory of the process is printed too.
+Victims are built from the config with random weights (throughput does not depend on
+the weights). An attack block runs the method on fresh videos, one after another, until
+the block's time is up; every query counts. Peak resident memory is printed too.
 """
 
 from __future__ import annotations
@@ -17,23 +22,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import resource
+import statistics
 import time
 
 import torch
 
+from sva.attacks import attack_classes
 from sva.attacks.base import AttackTask
+from sva.blackbox.oracle import Oracle
 from sva.pipeline.attack_job import build_method
 from sva.pipeline.config import load_config
 from sva.utils.devices import keep_cpu_memory, pick_device
 from sva.victims.models import build_victim
-from sva.blackbox.oracle import Oracle
 
 
-def raw_throughput(model, batch: torch.Tensor, seconds: float) -> float:
-    """Videos per second of plain batched forwards under inference_mode."""
+def raw_block(model, batch: torch.Tensor, seconds: float) -> float:
+    """Videos per second of plain batched forwards under inference_mode, for ``seconds``."""
     n = 0
     with torch.inference_mode():
-        model(batch)  # warm-up
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             model(batch)
@@ -41,25 +47,37 @@ def raw_throughput(model, batch: torch.Tensor, seconds: float) -> float:
         return n / (time.perf_counter() - t0)
 
 
-def attack_throughput(cfg, model, x: torch.Tensor, label: int, queries: int, device) -> tuple[float, int]:
-    """Queries per second of SVA's full loop (agent, episodes, NES, checks) on one video."""
+def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int], seconds: float, device,
+                 budget: int, start: int) -> tuple[float, int]:
+    """Queries per second of ``method`` attacking videos ``start, start+1, …`` (each with
+    ``budget`` queries, labels known beforehand) until ``seconds`` have passed;
+    returns (q/s, queries)."""
     a = cfg.attacks
-    attack = build_method(a, "sva", "untargeted")
-    attack.sva = dataclasses.replace(attack.sva, epochs=10**6)  # run until the budget is spent
-    oracle = Oracle(model, queries, batch_size=a.oracle_batch_size, device=device)
-    feats = torch.randn(x.shape[0], 512, generator=torch.Generator().manual_seed(0))
+    attack = build_method(a, method, "untargeted")
+    if hasattr(attack, "sva"):  # SVA: as many epochs as the budget pays for
+        attack.sva = dataclasses.replace(attack.sva, epochs=10**6)
+    cls = attack_classes()[method]
+    feats = torch.randn(videos.shape[1], 512, generator=torch.Generator().manual_seed(0))
+    hints = {"frames": videos.shape[1] // 2} if cls.depends_on else {}
+    used, i = 0, start
     t0 = time.perf_counter()
-    attack(oracle, AttackTask(x, label, features=feats, seed=0, seed_keys=("benchmark",)))
-    wall = time.perf_counter() - t0
-    return oracle.used / wall, oracle.used
+    while time.perf_counter() - t0 < seconds:
+        x, label = videos[i % len(videos)], labels[i % len(videos)]
+        oracle = Oracle(model, budget, batch_size=a.oracle_batch_size, device=device, mode=cls.oracle_mode)
+        attack(oracle, AttackTask(x, label, features=feats, seed=i, seed_keys=("benchmark",), hints=hints))
+        used += oracle.used
+        i += 1
+    return used / (time.perf_counter() - t0), used
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="params.yaml")
     ap.add_argument("--victim", action="append", choices=["c3d", "lrcn"])
-    ap.add_argument("--queries", type=int, default=6000, help="query budget of the timed attack")
-    ap.add_argument("--seconds", type=float, default=5.0, help="duration of the raw-forward timing")
+    ap.add_argument("--method", action="append", help="registered method (default: every one)")
+    ap.add_argument("--blocks", type=int, default=5, help="attack blocks per (victim, method)")
+    ap.add_argument("--block-seconds", type=float, default=2.0)
+    ap.add_argument("--budget", type=int, default=3000, help="queries per attacked video")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--glibc-default-malloc", action="store_true",
                     help="skip sva.utils.devices.keep_cpu_memory (what the attack stage calls) to see its effect")
@@ -75,22 +93,30 @@ def main() -> None:
         h, w = cfg.snippets.crop
     classes = syn.num_classes if syn else 101
     bs = cfg.attacks.oracle_batch_size
+    methods = args.method or list(attack_classes())
     print(f"device {device}, threads {args.threads}, video {t}x3x{h}x{w}, oracle batch {bs}, "
-          f"keep_cpu_memory {kept}")
+          f"keep_cpu_memory {kept}, {args.blocks} interleaved blocks of {args.block_seconds:g}s")
     for name in args.victim or cfg.victims.models:
         model = build_victim(name, cfg.victims, classes, (h, w), num_frames=t, seed=cfg.seed).to(device).eval()
         g = torch.Generator().manual_seed(1)
-        x = torch.rand(t, 3, h, w, generator=g).to(device)
-        with torch.inference_mode():
-            label = int(model(x[None]).argmax())
+        videos = torch.rand(64, t, 3, h, w, generator=g).to(device)
         batch = torch.rand(bs, t, 3, h, w, generator=g).to(device)
-        attack_throughput(cfg, model, x, label, 200, device)  # warm-up: imports, allocator
-        raw1 = raw_throughput(model, batch, args.seconds / 2)
-        qps, used = attack_throughput(cfg, model, x, label, args.queries, device)
-        raw2 = raw_throughput(model, batch, args.seconds / 2)
-        raw = (raw1 + raw2) / 2
-        print(f"{name}: raw forward {raw:8.1f} videos/s | SVA loop {qps:8.1f} queries/s ({used} queries)"
-              f" | ratio {qps / raw:.3f}")
+        with torch.inference_mode():
+            labels = model(videos).argmax(1).tolist()
+        for method in methods:
+            attack_block(cfg, method, model, videos, labels, 0.5, device, 200, 0)  # warm-up: imports, allocator
+            raws = [raw_block(model, batch, args.block_seconds)]
+            attacks, start = [], 0
+            for _ in range(args.blocks):
+                qps, used = attack_block(cfg, method, model, videos, labels, args.block_seconds, device, args.budget,
+                                         start)
+                start += 1 + used // max(args.budget, 1)
+                attacks.append(qps)
+                raws.append(raw_block(model, batch, args.block_seconds))
+            ratios = [q / ((raws[i] + raws[i + 1]) / 2) for i, q in enumerate(attacks)]
+            print(f"{name} {method:>10}: raw forward {statistics.median(raws):8.1f} videos/s | attack "
+                  f"{statistics.median(attacks):8.1f} queries/s | ratio median {statistics.median(ratios):.3f} "
+                  f"(min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} blocks)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak:.0f} MiB")
 
