@@ -25,20 +25,27 @@ from sva.blackbox.oracle import Answer, Oracle
 from sva.evaluation.metrics import mean_absolute_perturbation
 
 
+def estimator_of(mode_cfg: UntargetedCfg | TargetedCfg):
+    """The gradient estimator a mode block configures."""
+    return build_estimator(mode_cfg.estimator, population=mode_cfg.population, sigma=mode_cfg.sigma)
+
+
 def min_budget(mode: str, mode_cfg: UntargetedCfg | TargetedCfg) -> int:
     """The fewest queries that let one attack step finish in ``mode``: the first look at
-    the clean video, (targeted) the start's candidate checks, the NES probes and the
+    the clean video, (targeted) the start's candidate checks, the gradient probes and the
     step's check(s) (``docs/attacks.md``)."""
+    probes = estimator_of(mode_cfg).queries_per_estimate
     if mode == "untargeted":
-        return 1 + mode_cfg.nes_population + 1
-    return 1 + mode_cfg.init_candidates + mode_cfg.nes_population + 2
+        return 1 + probes + 1
+    return 1 + mode_cfg.init_candidates + probes + 2
 
 
 def min_budget_parts(mode: str, mode_cfg: UntargetedCfg | TargetedCfg) -> str:
     """:func:`min_budget` spelled out, for error messages."""
     start = f" + {mode_cfg.init_candidates} start candidates" if mode == "targeted" else ""
     checks = 1 if mode == "untargeted" else 2
-    return f"1 first look{start} + {mode_cfg.nes_population} NES probes + {checks} check"
+    probes = estimator_of(mode_cfg).queries_per_estimate
+    return f"1 first look{start} + {probes} gradient probes ({mode_cfg.estimator}) + {checks} check"
 
 
 class SparsePerturber:
@@ -51,7 +58,7 @@ class SparsePerturber:
     def __init__(self, context: AttackContext):
         self.context = context
         c = context.mode_cfg
-        estimator = build_estimator("nes", population=c.nes_population, sigma=c.nes_sigma)
+        estimator = estimator_of(c)
         if context.targeted:
             schedule = TargetedSchedule(alpha=c.alpha, eps_decay=c.eps_decay, keep_threshold=c.keep_threshold,
                                         window=c.window, patience=c.patience, min_alpha=c.min_alpha,

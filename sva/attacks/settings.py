@@ -11,32 +11,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sva.utils.settings import PositiveFloat, PositiveInt, StrictModel
 
 MODES = ("untargeted", "targeted")
 Mode = Literal["untargeted", "targeted"]
-EvenPopulation = Annotated[int, Field(ge=2, multiple_of=2, description="NES samples per estimate (antithetic pairs)")]
+Estimator = Literal["nes", "zo_signsgd"]
+ESTIMATOR_DOC = ("gradient estimator of the FGSM step: nes (§3.1, Eq. 2, antithetic) or zo_signsgd "
+                 "(Liu et al., ICLR 2019: forward differences on the unit sphere, one more query)")
+POPULATION_DOC = "samples per gradient estimate (NES: antithetic, even; ZO-SignSGD: directions)"
 
 
-class UntargetedCfg(StrictModel):
-    """Untargeted attack (§3.1, Algorithm 2): FGSM steps on the NES estimate."""
+class _EstimatorCfg(StrictModel):
+    @model_validator(mode="after")
+    def _even_nes(self):
+        if self.estimator == "nes" and self.population % 2:
+            raise ValueError(f"population: NES draws antithetic pairs, so it must be even (got {self.population})")
+        return self
+
+
+class UntargetedCfg(_EstimatorCfg):
+    """Untargeted attack (§3.1, Algorithm 2): FGSM steps on the gradient estimate."""
 
     budget: PositiveInt = Field(30000, description="queries per video (Q never exceeds it)")
     alpha: PositiveFloat = Field(1 / 255, description="FGSM step, [0, 1] pixel units")
-    nes_population: EvenPopulation = 48
-    nes_sigma: PositiveFloat = Field(1e-3, description="NES search variance σ")
-    accept_probes: bool = Field(False, description="stop at an NES probe that already fools the victim within ε")
+    estimator: Estimator = Field("nes", description=ESTIMATOR_DOC)
+    population: Annotated[int, Field(ge=1, description=POPULATION_DOC)] = 48
+    sigma: PositiveFloat = Field(1e-3, description="search variance σ (NES) or smoothing μ (ZO-SignSGD)")
+    accept_probes: bool = Field(False, description="stop at a gradient probe that already fools the victim within ε")
 
 
-class TargetedCfg(StrictModel):
+class TargetedCfg(_EstimatorCfg):
     """Targeted attack (§3.4, after Ilyas et al.): start from the target class, shrink ε."""
 
     budget: PositiveInt = Field(60000, description="queries per video (Q never exceeds it)")
     alpha: PositiveFloat = Field(0.01, description="initial FGSM step, [0, 1] pixel units")
-    nes_population: EvenPopulation = 48
-    nes_sigma: PositiveFloat = Field(1e-6, description="NES search variance σ")
+    estimator: Estimator = Field("nes", description=ESTIMATOR_DOC)
+    population: Annotated[int, Field(ge=1, description=POPULATION_DOC)] = 48
+    sigma: PositiveFloat = Field(1e-6, description="search variance σ (NES) or smoothing μ (ZO-SignSGD)")
     eps_decay: PositiveFloat = Field(0.01, description="initial Δε, the L∞ radius shrink per step")
     keep_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
     window: PositiveInt = 10

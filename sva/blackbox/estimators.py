@@ -29,6 +29,7 @@ from sva.blackbox.oracle import Answer, BudgetExhausted, Oracle, log_one_minus
 __all__ = [
     "ESTIMATORS",
     "NES",
+    "ZOSignSGD",
     "Estimate",
     "GradientEstimator",
     "Objective",
@@ -331,6 +332,77 @@ class NES(GradientEstimator):
                 raise RuntimeError("stale Estimate: probes are only kept until the next estimate() call")
             if not -n <= i < n:
                 raise IndexError(f"probe index {i} out of range for population {n}")
+            return _probes[i].clone()
+
+        return Estimate(grad=grad, queries=n, answer=answer, values=values, _probe_fn=probe)
+
+
+# ---------------------------------------------------------------------- ZO-SignSGD
+@register_estimator("zo_signsgd")
+class ZOSignSGD(GradientEstimator):
+    """The zeroth-order gradient estimate of ZO-signSGD (Liu, Chen, Chen, Hong: "signSGD
+    via Zeroth-Order Oracle", ICLR 2019, Eq. 3), whose sign the FGSM step then takes:
+
+        g = d / (mu q) * sum_i [f(x + mu u_i) - f(x)] u_i
+
+    with ``q = population`` directions ``u_i`` drawn uniformly on the unit sphere of the
+    ``d`` masked values (a normalised Gaussian, float32), forward differences against
+    the current point, and ``mu = sigma``. One estimate asks ``q + 1`` videos in one
+    oracle call: the current video (probe 0) and the ``q`` probes
+    ``clamp(x + mu u_i, 0, 1)`` (probes 1..q), differing from ``x`` on masked frames
+    only. Differences are taken in float64, as in :class:`NES`.
+    """
+
+    def __init__(self, population: int = 48, sigma: float = 1e-3):
+        if int(population) != population or population < 1:
+            raise ValueError(f"population must be an int >= 1, got {population!r}")
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.population = int(population)
+        self.sigma = float(sigma)
+
+    @property
+    def queries_per_estimate(self) -> int:
+        return self.population + 1
+
+    def __repr__(self) -> str:
+        return f"ZOSignSGD(population={self.population}, sigma={self.sigma})"
+
+    def spawn(self) -> ZOSignSGD:
+        return ZOSignSGD(self.population, self.sigma)
+
+    def steps(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        objective: Objective,
+        generator: torch.Generator,
+        *,
+        phase: str = "nes",
+        reserve: int | None = None,
+    ) -> Generator[Ask, Answer, Estimate]:
+        idx = _check_inputs(x, mask)
+        x = x.detach().to(torch.float32)
+        q, mu = self.population, self.sigma
+        k = int(idx.numel())
+        u = torch.randn((q, k, *x.shape[1:]), generator=generator, device=x.device, dtype=torch.float32)
+        u /= u.flatten(1).norm(dim=1).view(q, 1, 1, 1, 1)  # uniform on the unit sphere
+        probes = x.expand(q + 1, *x.shape).clone()
+        probes[1:].index_copy_(1, idx, (x.index_select(0, idx)[None] + mu * u).clamp_(0.0, 1.0))
+        n = q + 1
+        answer = yield Ask(probes, phase, n if reserve is None else reserve)
+        values = objective(answer)
+        if values.shape != (n,):
+            raise ValueError(f"objective returned shape {tuple(values.shape)}, expected ({n},)")
+        values = values.to(torch.float64)
+        d = u[0].numel()
+        w = ((values[1:] - values[0]) * (d / (mu * q))).to(device=x.device, dtype=torch.float32)
+        grad = torch.zeros_like(x, dtype=torch.float32)
+        grad.index_copy_(0, idx, (w @ u.view(q, -1)).view(k, *x.shape[1:]))
+
+        def probe(i: int, _probes=probes) -> Tensor:
+            if not -n <= i < n:
+                raise IndexError(f"probe index {i} out of range for {n} probes")
             return _probes[i].clone()
 
         return Estimate(grad=grad, queries=n, answer=answer, values=values, _probe_fn=probe)

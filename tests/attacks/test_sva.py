@@ -111,7 +111,7 @@ def test_targeted_sva_uses_candidates_and_counts_init_queries():
     cands = torch.rand(64, 8, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     cands = cands[model(cands).argmax(1) == target][:5]
     oracle = Oracle(model, 60000)
-    sva = _sva(cap=20000, mode="targeted", mode_cfg=TargetedCfg(nes_sigma=1e-3), epochs=1, episodes=2)
+    sva = _sva(cap=20000, mode="targeted", mode_cfg=TargetedCfg(sigma=1e-3), epochs=1, episodes=2)
     out = sva(oracle, _task(x, label, _features(), target=target, candidates=cands))
     assert oracle.used_by_phase["init"] >= 1 + 2  # first look + at least one splice per episode
     assert out.queries == oracle.used
@@ -121,3 +121,17 @@ def test_targeted_sva_uses_candidates_and_counts_init_queries():
     for e in out.episodes:  # the log says where ε-shrinking stopped and with which steps
         assert e["success"] == (e["eps_final"] <= 0.05 + 1e-12)
         assert "alpha_final" in e or e.get("init") == "failed"
+
+
+def test_the_perturber_can_use_zo_signsgd():
+    """attacks.<mode>.estimator selects the gradient estimator of the FGSM step: with
+    ZO-SignSGD a step costs population + 1 probes and its check."""
+    model = LinearVictim(seed=1)
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    label = int(model(x[None]).argmax())
+    oracle = Oracle(model, 30000)
+    ctx = AttackContext("untargeted", 0.05, UntargetedCfg(estimator="zo_signsgd", population=20, sigma=1e-3))
+    out = DenseAttack(ctx)(oracle, _task(x, label))
+    assert out.success and out.queries == oracle.used == 1 + out.best_episode_queries
+    assert out.best_episode_queries % (20 + 1 + 1) == 0  # whole steps of 21 probes + 1 check
+    assert oracle.used_by_phase["nes"] == out.episodes[0]["iterations"] * 21

@@ -280,3 +280,25 @@ def test_nes_on_cuda_matches_the_cpu_contract():
     assert est.grad.device.type == "cuda" and est.grad.dtype == torch.float32
     assert est.answer.labels.device.type == "cpu" and est.answer.log_prob.dtype == torch.float64
     assert torch.count_nonzero(est.grad[~MASK.cuda()]) == 0 and oracle.used == 8
+
+
+def test_zo_signsgd_asks_the_point_and_q_probes_and_recovers_the_gradient():
+    from sva.blackbox.estimators import ZOSignSGD
+
+    model, x, true_grad = _linear_setup()
+    oracle = Oracle(model, budget=10**6, batch_size=2048)
+    zo = build_estimator("zo_signsgd", population=1000, sigma=1e-3)
+    assert isinstance(zo, ZOSignSGD) and zo.queries_per_estimate == 1001
+    model.seen.clear()
+    est = zo.estimate(oracle, x, MASK, untargeted_objective(0), gen())
+    assert est.queries == oracle.used == 1001
+    seen = torch.cat(model.seen)
+    assert torch.equal(seen[0], x)  # the current point, for the forward differences
+    assert torch.equal(seen[1:, ~MASK], x[None, ~MASK].expand(1000, *x[~MASK].shape))  # off the mask: clean
+    assert cosine(est.grad[MASK], true_grad[MASK]) > 0.8 and float(est.grad[~MASK].abs().max()) == 0.0
+    # the sign is what the FGSM step uses: most coordinates' signs agree with the true gradient's
+    agree = (torch.sign(est.grad[MASK]) == torch.sign(true_grad[MASK])).double().mean()
+    assert agree > 0.75
+    # deterministic under the same generator
+    again = zo.estimate(oracle, x, MASK, untargeted_objective(0), gen())
+    assert torch.equal(again.grad, est.grad)

@@ -93,7 +93,7 @@ def test_a_budget_below_one_attack_step_is_a_config_error(repo, mode):
     data = _default(repo)
     block = data["attacks"][mode]
     block["budget"] = 10
-    pop = block["nes_population"]
+    pop = block["population"]
     need = 1 + pop + 1 if mode == "untargeted" else 1 + block["init_candidates"] + pop + 2
     with pytest.raises(ConfigError, match=rf"attacks: {mode}\.budget: 10 queries .* smallest workable budget is {need}\b"):
         validate_config(data, "params.yaml")
@@ -105,6 +105,16 @@ def test_an_episode_cap_below_one_step_is_a_config_error(repo):
     data = _default(repo)
     data["attacks"]["sva"]["untargeted"]["episode_queries"] = 20
     with pytest.raises(ConfigError, match=r"sva\.untargeted\.episode_queries: 20 .* smallest workable episode cap is 49"):
+        validate_config(data, "params.yaml")
+
+
+def test_the_estimator_is_a_setting_of_each_mode(repo):
+    data = _default(repo)
+    data["attacks"]["untargeted"].update(estimator="zo_signsgd", population=47)
+    cfg = validate_config(data, "params.yaml")
+    assert cfg.attacks.min_budget("untargeted") == 1 + 48 + 1  # 47 directions + the current point
+    data["attacks"]["untargeted"]["estimator"] = "nes"
+    with pytest.raises(ConfigError, match=r"untargeted: .*NES draws antithetic pairs, so it must be even \(got 47\)"):
         validate_config(data, "params.yaml")
 
 

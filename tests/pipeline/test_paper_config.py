@@ -62,12 +62,14 @@ def test_bounds_and_budgets(paper):
 
 def test_nes(paper):
     a = paper.attacks
+    # §3.1: NES (Eq. 2) in both modes
+    assert a.untargeted.estimator == a.targeted.estimator == "nes"
     # §3.4: "we set the population size as 48" (both modes)
-    assert a.untargeted.nes_population == a.targeted.nes_population == 48
+    assert a.untargeted.population == a.targeted.population == 48
     # §3.4: Δ = 10^-3 "for the un-targeted attack setting"
-    assert a.untargeted.nes_sigma == 1e-3
+    assert a.untargeted.sigma == 1e-3
     # §3.4: Δ = 10^-6 "for the targeted attack"
-    assert a.targeted.nes_sigma == 1e-6
+    assert a.targeted.sigma == 1e-6
 
 
 def test_targeted_schedule(paper):
@@ -146,5 +148,5 @@ def test_the_walk_sees_nested_sections():
     """The check above recurses: a key missing from a nested section is reported."""
     own = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["attacks"]
     del own["sva"]["lr"]
-    del own["targeted"]["nes_sigma"]
-    assert _missing(own, AttacksCfg, "attacks") == ["attacks.targeted.nes_sigma", "attacks.sva.lr"]
+    del own["targeted"]["sigma"]
+    assert _missing(own, AttacksCfg, "attacks") == ["attacks.targeted.sigma", "attacks.sva.lr"]

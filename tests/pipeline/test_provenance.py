@@ -89,7 +89,7 @@ def test_stage_keys_follow_their_config_slice(cfg):
     # a method's block moves its own jobs only; a mode's block the jobs of that mode only
     assert [s for s in base if keys(attacks__sva__epochs=3)[s] != base[s]] == ["attack_shard", "targeted"]
     assert [s for s in base if keys(attacks__targeted__budget=9000)[s] != base[s]] == ["targeted"]
-    assert [s for s in base if keys(attacks__untargeted__nes_sigma=0.01)[s] != base[s]] == ["attack_shard", "dense"]
+    assert [s for s in base if keys(attacks__untargeted__sigma=0.01)[s] != base[s]] == ["attack_shard", "dense"]
     epochs = keys(victims__c3d__train__epochs=3)
     assert [s for s in base if epochs[s] != base[s]] == ["train_victim"]
     lrcn = keys(victims__lrcn__train__epochs=3)  # the c3d job's key does not move
