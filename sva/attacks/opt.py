@@ -481,6 +481,12 @@ class OptAttack(ChengAttack):
     name = "opt"
     Settings = OptSettings
 
+    def directions(self, theta: Tensor, generator: torch.Generator) -> Tensor:
+        """The ``q`` random directions ``u_i`` of one RGF estimate: Gaussian, each scaled
+        to ``‖u_i‖∞ = 1``, shape ``(q, *θ.shape)`` (a subclass may restrict them)."""
+        return units_(torch.randn((self.settings.directions, *theta.shape), generator=generator,
+                                  device=theta.device, dtype=theta.dtype))
+
     def estimate(self, run: Run, theta: Tensor, g: float, beta: float,
                  generator: torch.Generator) -> Estimate | None:
         """RGF (Opt-attack Algorithm 2 averaged over ``q`` directions):
@@ -488,8 +494,7 @@ class OptAttack(ChengAttack):
         the ``q`` searches (phase ``probe``, hint ``g(θ)``) run side by side. A
         direction whose ray is not adversarial up to :data:`LAMBDA_CAP` is left out of
         the average."""
-        us = units_(torch.randn((self.settings.directions, *theta.shape), generator=generator,
-                                device=theta.device, dtype=theta.dtype))
+        us = self.directions(theta, generator)
         pairs = [(u, p) for u in us if (p := unit(theta + beta * u)) is not None]
         tol = run.tol(beta)
         results = run_lockstep(run.oracle, [run.search(p, g, tol, "probe") for _, p in pairs])

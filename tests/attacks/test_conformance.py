@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 import sva.pipeline.attack_job as job
 from sva.attacks import attack_classes
 from sva.blackbox.oracle import Oracle
 from sva.pipeline.config import load_config, validate_config
-from toys import FrameZeroVictim, LinearVictim, frame_zero_video
+import toys
+from toys import CountingVictim, LinearVictim
 
 from conftest import REPO
 
@@ -24,35 +24,14 @@ T = 8
 BUDGETS = {"untargeted": 1000, "targeted": 1200}
 
 
-class CountingVictim(nn.Module):
-    """Counts every video the victim itself is asked about (not the oracle's count)."""
+class SpyOracle(toys.SpyOracle):
+    """The toys' spy oracle, remembering every instance made (the pipeline makes one)."""
 
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-        self.videos = 0
-        self.counting = True
-
-    def forward(self, videos: torch.Tensor) -> torch.Tensor:
-        if self.counting:
-            self.videos += int(videos.shape[0])
-        return self.inner(videos)
-
-
-class SpyOracle(Oracle):
-    """An oracle that keeps every answer it gave (to check what a method could see)."""
-
-    made: list[SpyOracle] = []
+    made: list = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.answers = []
         SpyOracle.made.append(self)
-
-    def query(self, videos, *, phase=None):
-        answer = super().query(videos, phase=phase)
-        self.answers.append(answer)
-        return answer
 
 
 def _config(method: str):
@@ -68,25 +47,12 @@ def _config(method: str):
 
 
 def _case(victim: str, mode: str):
-    """(model, video, label, target, target-class candidates) of a toy problem."""
-    if victim == "frame_zero":  # near its boundary: only frame 0 decides
-        inner = FrameZeroVictim()
-        x = frame_zero_video(T, brightness=0.502)
-    else:  # every frame matters; the clean video is 0.05 logits from the boundary
-        inner = LinearVictim(shape=(T, 3, 8, 8), classes=4, seed=2)
-        x = torch.rand(T, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            logits = inner(x[None])[0]
-            top, second = logits.topk(2).values
-            inner.b[logits.argmax()] -= float(top - second) - 0.05
-    with torch.no_grad():
-        label = int(inner(x[None]).argmax())
-        target = (label + 1) % (2 if victim == "frame_zero" else 4)
-        pool = torch.rand(256, T, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-        if victim == "frame_zero":
-            pool[:, 0] *= 0.9  # darker frame 0: class 1
-        candidates = pool[inner(pool).argmax(1) == target][:5]
-    return CountingVictim(inner), x, label, target if mode == "targeted" else None, candidates
+    """(counted model, video, label, target, target-class candidates) of a toy problem:
+    ``frame_zero`` (only frame 0 decides) or ``linear`` (every frame matters; the clean
+    video is 0.05 logits from the boundary)."""
+    case = toys.frame_zero_case(mode, T) if victim == "frame_zero" else toys.near_boundary_linear_case(mode, T)
+    model, x, label, target, candidates = case
+    return CountingVictim(model), x, label, target, candidates
 
 
 def _run(method, mode, victim, monkeypatch):
@@ -107,7 +73,7 @@ def _run(method, mode, victim, monkeypatch):
     SpyOracle.made.clear()
     feats = torch.randn(T, 512, generator=torch.Generator().manual_seed(3))
     record, outcome = job.attack_video(_config(method), method, mode, model, x, label, target, feats,
-                                       candidates if mode == "targeted" else None,
+                                       candidates,
                                        ("toy", victim, method, mode, "v0"), torch.device("cpu"), hints)
     (oracle,) = SpyOracle.made
     return model, x, record, outcome, oracle

@@ -10,7 +10,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from sva.attacks import AttackContext, build_attack
 from sva.attacks.base import AttackTask
@@ -18,38 +17,11 @@ from sva.attacks.opt import LAMBDA_CAP, OptSettings, Run, SignOptSettings, ray_v
 from sva.attacks.settings import TargetedCfg, UntargetedCfg
 from sva.blackbox.lockstep import run_alone
 from sva.blackbox.oracle import Oracle
-from toys import FrameZeroVictim, LinearVictim, frame_zero_video
+from toys import CountingVictim as Recorder
+from toys import LinearVictim, SpyOracle, frame_zero_case
 
 METHODS = {"opt": OptSettings, "sign_opt": SignOptSettings}
 SHAPE = (2, 3, 4, 4)  # a small video: the optimisation makes progress within a few thousand queries
-
-
-class Recorder(nn.Module):
-    """Counts the videos the victim itself is asked about and the size of every forward."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-        self.videos = 0
-        self.forwards: list[int] = []
-
-    def forward(self, videos: torch.Tensor) -> torch.Tensor:
-        self.videos += int(videos.shape[0])
-        self.forwards.append(int(videos.shape[0]))
-        return self.inner(videos)
-
-
-class SpyOracle(Oracle):
-    """Keeps every call: (phase, videos, labels)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls: list[tuple[str, torch.Tensor, torch.Tensor]] = []
-
-    def query(self, videos, *, phase=None):
-        answer = super().query(videos, phase=phase)
-        self.calls.append((phase or self.current_phase, videos.detach().clone(), answer.labels))
-        return answer
 
 
 def linear_case(mode: str, seed: int = 5):
@@ -63,17 +35,6 @@ def linear_case(mode: str, seed: int = 5):
         pool = torch.rand(512, *SHAPE, generator=torch.Generator().manual_seed(1))
         candidates = pool[model(pool).argmax(1) == target][:5]
     return model, x, label, (target if mode == "targeted" else None), (candidates if mode == "targeted" else None)
-
-
-def frame_zero_case(mode: str):
-    """The near-boundary two-class toy: only frame 0's brightness decides."""
-    model = FrameZeroVictim()
-    x = frame_zero_video(8, brightness=0.502)
-    pool = torch.rand(64, 8, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-    pool[:, 0] *= 0.9  # darker frame 0: class 1
-    with torch.no_grad():
-        candidates = pool[model(pool).argmax(1) == 1][:5]
-    return model, x, 0, (1 if mode == "targeted" else None), (candidates if mode == "targeted" else None)
 
 
 def attack(method: str, mode: str, case, budget: int, eps: float = 0.05, batch_size: int = 64, seed: int = 0,

@@ -12,7 +12,7 @@ from sva.attacks.random_selection import RandomSelection, RandomSelectionCfg, ra
 from sva.attacks.settings import AttackContext, UntargetedCfg
 from sva.blackbox.oracle import Oracle
 from sva.evaluation.metrics import mean_absolute_perturbation
-from toys import LinearVictim
+from toys import near_boundary_linear_case
 
 
 def test_the_frame_count_comes_from_svas_record():
@@ -38,13 +38,8 @@ def _attack(scope="video", tries=5, budget=2000):
 
 def _problem():
     """A linear victim with the clean video 0.1 logits from its boundary."""
-    model = LinearVictim(shape=(8, 3, 8, 8), seed=1)
-    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        logits = model(x[None])[0]
-        top, second = logits.topk(2).values
-        model.b[logits.argmax()] -= float(top - second) - 0.1
-    return model, x, int(model(x[None]).argmax())
+    model, x, label, _, _ = near_boundary_linear_case("untargeted", margin=0.1, seed=1)
+    return model, x, label
 
 
 def test_every_try_uses_svas_frame_count_and_q_counts_them_all():
