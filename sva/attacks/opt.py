@@ -292,6 +292,13 @@ class ChengAttack(Attack):
 
     oracle_mode = "label"
     Settings = ChengSettings
+    #: the longest ray a start direction is first checked at (pixel units)
+    lambda_cap: float = LAMBDA_CAP
+
+    @staticmethod
+    def direction_norms(thetas: Tensor) -> Tensor:
+        """The norm a direction is measured in, per row of ``(B, ...)``: L∞."""
+        return thetas.abs().flatten(1).amax(dim=1)
 
     @abc.abstractmethod
     def estimate(self, run: Run, theta: Tensor, g: float, beta: float,
@@ -366,13 +373,13 @@ class ChengAttack(Attack):
             if task.candidates is None or len(task.candidates) == 0:
                 return "init"
             thetas = task.candidates.to(x.device, x.dtype) - x[None]
-        norms = thetas.abs().flatten(1).amax(dim=1)
+        norms = self.direction_norms(thetas)
         keep = norms > 0
         thetas, norms = thetas[keep], norms[keep]
         if len(thetas) == 0:
             return "init"
         thetas = units_(thetas)
-        lam0 = norms.clamp(max=LAMBDA_CAP)
+        lam0 = norms.clamp(max=self.lambda_cap)
         videos = (x[None] + lam0.view(-1, 1, 1, 1, 1) * thetas).clamp_(0.0, 1.0)
         answer = self._ask_batch(run, videos, "init")
         if answer is None:
