@@ -204,6 +204,18 @@ def build_estimator(name: str, **kwargs) -> GradientEstimator:
     return cls(**kwargs)
 
 
+def _ask_values(probes: Tensor, phase: str, reserve: int | None,
+                objective: Objective) -> Generator[Ask, Answer, tuple[Answer, Tensor]]:
+    """Ask the oracle about all ``probes`` ``(n, T, 3, H, W)`` in one call (reserving
+    ``reserve``, default ``n``); returns the answer and the objective's float64 ``(n,)``."""
+    n = int(probes.shape[0])
+    answer = yield Ask(probes, phase, n if reserve is None else reserve)
+    values = objective(answer)
+    if values.shape != (n,):
+        raise ValueError(f"objective returned shape {tuple(values.shape)}, expected ({n},)")
+    return answer, values.to(torch.float64)
+
+
 def _check_inputs(x: Tensor, mask: Tensor) -> Tensor:
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"x must be (T, 3, H, W), got {tuple(x.shape)}")
@@ -314,11 +326,7 @@ class NES(GradientEstimator):
         torch.sub(x_sel, noise, alpha=sigma, out=tmp).clamp_(0.0, 1.0)
         probes[h:].index_copy_(1, idx, tmp)
 
-        answer = yield Ask(probes, phase, n if reserve is None else reserve)
-        values = objective(answer)
-        if values.shape != (n,):
-            raise ValueError(f"objective returned shape {tuple(values.shape)}, expected ({n},)")
-        values = values.to(torch.float64)
+        answer, values = yield from _ask_values(probes, phase, reserve, objective)
         diff = (values[:h] - values[h:]) / (sigma * n)  # float64: keeps tiny differences
         w = diff.to(device=x.device, dtype=torch.float32)
         grad = torch.zeros_like(x, dtype=torch.float32)
@@ -368,9 +376,6 @@ class ZOSignSGD(GradientEstimator):
     def __repr__(self) -> str:
         return f"ZOSignSGD(population={self.population}, sigma={self.sigma})"
 
-    def spawn(self) -> ZOSignSGD:
-        return ZOSignSGD(self.population, self.sigma)
-
     def steps(
         self,
         x: Tensor,
@@ -390,11 +395,7 @@ class ZOSignSGD(GradientEstimator):
         probes = x.expand(q + 1, *x.shape).clone()
         probes[1:].index_copy_(1, idx, (x.index_select(0, idx)[None] + mu * u).clamp_(0.0, 1.0))
         n = q + 1
-        answer = yield Ask(probes, phase, n if reserve is None else reserve)
-        values = objective(answer)
-        if values.shape != (n,):
-            raise ValueError(f"objective returned shape {tuple(values.shape)}, expected ({n},)")
-        values = values.to(torch.float64)
+        answer, values = yield from _ask_values(probes, phase, reserve, objective)
         d = u[0].numel()
         w = ((values[1:] - values[0]) * (d / (mu * q))).to(device=x.device, dtype=torch.float32)
         grad = torch.zeros_like(x, dtype=torch.float32)
