@@ -226,7 +226,7 @@ def config_slice(cfg: Config, stage: str, *, dataset: str | None = None, model: 
 
 def stage_key(cfg: Config, stage: str, **wildcards: str | None) -> str:
     """What a Snakemake rule passes as ``params.key``: config slice + code fingerprint."""
-    code = code_fingerprint(stage, wildcards.get("method")) if stage == "attack_shard" else code_fingerprint(stage)
+    code = code_fingerprint(stage, wildcards.get("method"))
     return stable_hash({"config": config_slice(cfg, stage, **wildcards), "code": code})
 
 
