@@ -20,7 +20,6 @@ the block's time is up; every query counts. Peak resident memory is printed too.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import resource
 import statistics
 import time
@@ -31,7 +30,7 @@ from sva.attacks import attack_classes
 from sva.attacks.base import AttackTask
 from sva.blackbox.oracle import Oracle
 from sva.pipeline.attack_job import build_method
-from sva.pipeline.config import load_config
+from sva.pipeline.config import load_config, validate_config
 from sva.utils.devices import keep_cpu_memory, pick_device
 from sva.victims.models import build_victim
 
@@ -54,8 +53,6 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
     returns (q/s, queries)."""
     a = cfg.attacks
     attack = build_method(a, method, "untargeted")
-    if hasattr(attack, "sva"):  # SVA: as many epochs as the budget pays for
-        attack.sva = dataclasses.replace(attack.sva, epochs=10**6)
     cls = attack_classes()[method]
     feats = torch.randn(videos.shape[1], 512, generator=torch.Generator().manual_seed(0))
     hints = {"frames": videos.shape[1] // 2} if cls.depends_on else {}
@@ -84,7 +81,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     kept = False if args.glibc_default_malloc else keep_cpu_memory()
-    cfg = load_config(args.config)
+    data = load_config(args.config).model_dump(mode="json")
+    data["attacks"]["sva"]["epochs"] = 10**6  # SVA: as many epochs as the budget pays for
+    cfg = validate_config(data, args.config)
     device = pick_device(cfg.device)
     ds = next(iter(cfg.datasets.values()))
     syn = ds.synthetic
