@@ -107,7 +107,22 @@ def methods_text() -> str:
         for key, default, doc in fields:
             lines.append(f"  {key} = {json.dumps(default)}" + (f"  # {doc}" if doc else ""))
         lines.append("")
+    lines.extend(_estimators_lines())
     return "\n".join(lines)
+
+
+def _estimators_lines() -> list[str]:
+    """The registered gradient estimators, the choices of ``attacks.<mode>.estimator``
+    (the sparse FGSM perturber of the score-based methods)."""
+    from sva.attacks.settings import MODES
+    from sva.blackbox.estimators import ESTIMATORS
+
+    keys = " / ".join(f"attacks.{m}.estimator" for m in MODES)
+    lines = [f"gradient estimators ({keys}; the FGSM perturber of the score-based methods):"]
+    for name, cls in ESTIMATORS.items():
+        lines.append(f"  {name}: {cls.summary}  [{cls.__module__}.{cls.__qualname__}]")
+    lines.append("")
+    return lines
 
 
 def _settings_rows(model, prefix: str):

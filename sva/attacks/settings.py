@@ -17,10 +17,13 @@ from sva.utils.settings import PositiveFloat, PositiveInt, StrictModel
 
 MODES = ("untargeted", "targeted")
 Mode = Literal["untargeted", "targeted"]
-Estimator = Literal["nes", "zo_signsgd"]
-ESTIMATOR_DOC = ("gradient estimator of the FGSM step: nes (§3.1, Eq. 2, antithetic) or zo_signsgd "
-                 "(Liu et al., ICLR 2019: forward differences on the unit sphere, one more query)")
-POPULATION_DOC = "samples per gradient estimate (NES: antithetic, even; ZO-SignSGD: directions)"
+Estimator = Literal["nes", "zo_signsgd", "sign_opt"]
+ESTIMATOR_DOC = ("gradient estimator of the FGSM step: nes (§3.1, Eq. 2, antithetic), zo_signsgd "
+                 "(Liu et al., ICLR 2019: forward differences on the unit sphere, one more query) or sign_opt "
+                 "(Cheng et al., ICLR 2020: mean of sign(f(x + σu) − f(x))·u over Gaussian u, one more query)")
+POPULATION_DOC = "samples per gradient estimate (NES: antithetic, even; ZO-SignSGD, Sign-OPT: directions, any ≥ 1)"
+SIGMA_DOC = ("probe scale: the search variance σ of NES (x ± σu) and Sign-OPT (x + σu), u ~ N(0, I), or the "
+             "smoothing μ of ZO-SignSGD (x + μu, ‖u‖ = 1)")
 
 
 class _EstimatorCfg(StrictModel):
@@ -38,7 +41,7 @@ class UntargetedCfg(_EstimatorCfg):
     alpha: PositiveFloat = Field(1 / 255, description="FGSM step, [0, 1] pixel units")
     estimator: Estimator = Field("nes", description=ESTIMATOR_DOC)
     population: Annotated[int, Field(ge=1, description=POPULATION_DOC)] = 48
-    sigma: PositiveFloat = Field(1e-3, description="search variance σ (NES) or smoothing μ (ZO-SignSGD)")
+    sigma: PositiveFloat = Field(1e-3, description=SIGMA_DOC)
     accept_probes: bool = Field(False, description="stop at a gradient probe that already fools the victim within ε")
 
 
@@ -49,7 +52,7 @@ class TargetedCfg(_EstimatorCfg):
     alpha: PositiveFloat = Field(0.01, description="initial FGSM step, [0, 1] pixel units")
     estimator: Estimator = Field("nes", description=ESTIMATOR_DOC)
     population: Annotated[int, Field(ge=1, description=POPULATION_DOC)] = 48
-    sigma: PositiveFloat = Field(1e-6, description="search variance σ (NES) or smoothing μ (ZO-SignSGD)")
+    sigma: PositiveFloat = Field(1e-6, description=SIGMA_DOC)
     eps_decay: PositiveFloat = Field(0.01, description="initial Δε, the L∞ radius shrink per step")
     keep_threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
     window: PositiveInt = 10

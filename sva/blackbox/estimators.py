@@ -29,12 +29,14 @@ from sva.blackbox.oracle import Answer, BudgetExhausted, Oracle, log_one_minus
 __all__ = [
     "ESTIMATORS",
     "NES",
-    "ZOSignSGD",
     "Estimate",
     "GradientEstimator",
     "Objective",
+    "SignOPT",
+    "ZOSignSGD",
     "build_estimator",
     "register_estimator",
+    "sign_opt_gradient",
     "targeted_objective",
     "untargeted_objective",
 ]
@@ -126,6 +128,8 @@ class GradientEstimator(abc.ABC):
     """
 
     name: str = "?"
+    #: one line for ``sva methods``: what the estimate is and what it costs
+    summary: str = ""
 
     @abc.abstractmethod
     def steps(
@@ -229,6 +233,32 @@ def _check_inputs(x: Tensor, mask: Tensor) -> Tensor:
     return idx
 
 
+def _point_and_probes(x: Tensor, idx: Tensor, delta: Tensor) -> Tensor:
+    """The current point and its forward probes, for estimators that need ``f(x)``.
+
+    ``x``: float32 ``(T, 3, H, W)``; ``idx``: the masked frame indices ``(k,)``;
+    ``delta``: float32 ``(q, k, 3, H, W)``, the probe offsets on those frames (pixel
+    units). Returns float32 ``(q + 1, T, 3, H, W)``: row 0 is ``x`` itself, row ``i``
+    (1..q) is ``x`` with its masked frames replaced by ``clamp(x[idx] + delta[i-1], 0, 1)``
+    and every other frame bit-identical to ``x``.
+    """
+    probes = x.expand(int(delta.shape[0]) + 1, *x.shape).clone()
+    probes[1:].index_copy_(1, idx, (x.index_select(0, idx)[None] + delta).clamp_(0.0, 1.0))
+    return probes
+
+
+def _probe_getter(probes: Tensor) -> Callable[[int], Tensor]:
+    """``Estimate.probe`` for an estimator that keeps its own (unshared) probe tensor ``(n, T, 3, H, W)``."""
+    n = int(probes.shape[0])
+
+    def probe(i: int) -> Tensor:
+        if not -n <= i < n:
+            raise IndexError(f"probe index {i} out of range for {n} probes")
+        return probes[i].clone()
+
+    return probe
+
+
 # ---------------------------------------------------------------------- NES
 @register_estimator("nes")
 class NES(GradientEstimator):
@@ -252,6 +282,8 @@ class NES(GradientEstimator):
     Buffers (noise, probes) are reused between calls with the same shapes; an
     :class:`Estimate`'s :meth:`~Estimate.probe` is valid until the next call.
     """
+
+    summary = "NES, antithetic pairs (paper §3.1, Eq. 2): population queries"
 
     def __init__(self, population: int = 48, sigma: float = 1e-3):
         if int(population) != population or population < 2 or population % 2:
@@ -361,6 +393,9 @@ class ZOSignSGD(GradientEstimator):
     only. Differences are taken in float64, as in :class:`NES`.
     """
 
+    summary = ("ZO-SignSGD's estimate (Liu et al., ICLR 2019, Eq. 3): forward differences along unit-sphere "
+               "directions; population + 1 queries")
+
     def __init__(self, population: int = 48, sigma: float = 1e-3):
         if int(population) != population or population < 1:
             raise ValueError(f"population must be an int >= 1, got {population!r}")
@@ -392,18 +427,91 @@ class ZOSignSGD(GradientEstimator):
         k = int(idx.numel())
         u = torch.randn((q, k, *x.shape[1:]), generator=generator, device=x.device, dtype=torch.float32)
         u /= u.flatten(1).norm(dim=1).view(q, 1, 1, 1, 1)  # uniform on the unit sphere
-        probes = x.expand(q + 1, *x.shape).clone()
-        probes[1:].index_copy_(1, idx, (x.index_select(0, idx)[None] + mu * u).clamp_(0.0, 1.0))
+        probes = _point_and_probes(x, idx, mu * u)
         n = q + 1
         answer, values = yield from _ask_values(probes, phase, reserve, objective)
         d = u[0].numel()
         w = ((values[1:] - values[0]) * (d / (mu * q))).to(device=x.device, dtype=torch.float32)
         grad = torch.zeros_like(x, dtype=torch.float32)
         grad.index_copy_(0, idx, (w @ u.view(q, -1)).view(k, *x.shape[1:]))
+        return Estimate(grad=grad, queries=n, answer=answer, values=values, _probe_fn=_probe_getter(probes))
 
-        def probe(i: int, _probes=probes) -> Tensor:
-            if not -n <= i < n:
-                raise IndexError(f"probe index {i} out of range for {n} probes")
-            return _probes[i].clone()
 
-        return Estimate(grad=grad, queries=n, answer=answer, values=values, _probe_fn=probe)
+# ---------------------------------------------------------------------- Sign-OPT
+def sign_opt_gradient(values: Tensor, directions: Tensor) -> Tensor:
+    """Sign-OPT's estimate from forward comparisons (Cheng et al., ICLR 2020, Algorithm 1).
+
+    ``values``: float64 ``(K + 1,)``, the objective at the current point (row 0) and at
+    the ``K`` probes ``x + sigma u_k`` (rows 1..K). ``directions``: float32
+    ``(K, *S)``, the ``u_k``. Returns float32 ``(*S)`` on ``directions``' device:
+
+        g = 1/K * sum_k sign(values[k] - values[0]) u_k
+
+    Each direction weighs ``±1/K`` whatever the size of its difference; a tie
+    (``values[k] == values[0]``: the objective cannot tell the probe from the point)
+    weighs 0. The comparison is made in float64.
+    """
+    k = int(directions.shape[0])
+    if values.shape != (k + 1,):
+        raise ValueError(f"values must be ({k + 1},) for {k} directions, got {tuple(values.shape)}")
+    signs = torch.sign(values[1:].to(torch.float64) - values[0].to(torch.float64))
+    w = (signs / k).to(device=directions.device, dtype=torch.float32)
+    return (w @ directions.reshape(k, -1)).view(directions.shape[1:])
+
+
+@register_estimator("sign_opt")
+class SignOPT(GradientEstimator):
+    """Sign-OPT's single-query sign estimate (Cheng, Singh, Chen, Chen, Liu, Hsieh:
+    "Sign-OPT: A Query-Efficient Hard-label Adversarial Attack", ICLR 2020, Algorithm 1)
+    applied to the score-based objective ``f`` that :class:`NES` and :class:`ZOSignSGD`
+    estimate, as in the SVA paper's §4.5.4 ablation:
+
+        g = 1/K * sum_k sign(f(x + sigma u_k) - f(x)) u_k
+
+    with ``K = population`` directions ``u_k ~ N(0, I)`` (float32, not normalised) on
+    the masked frames only and ``sigma`` the per-pixel probe scale, as NES's. One
+    estimate asks ``K + 1`` videos in one oracle call: the current video (probe 0, for
+    ``f(x)``) and the ``K`` probes ``clamp(x + sigma u_k, 0, 1)`` (probes 1..K), which
+    differ from ``x`` on masked frames only. See :func:`sign_opt_gradient` for the
+    arithmetic (ties weigh 0) and ``docs/estimators.md`` for every choice.
+    """
+
+    summary = ("Sign-OPT's sign estimate (Cheng et al., ICLR 2020): mean of sign(f(x + σu) − f(x))·u over "
+               "Gaussian u; population + 1 queries")
+
+    def __init__(self, population: int = 48, sigma: float = 1e-3):
+        if int(population) != population or population < 1:
+            raise ValueError(f"population must be an int >= 1, got {population!r}")
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.population = int(population)
+        self.sigma = float(sigma)
+
+    @property
+    def queries_per_estimate(self) -> int:
+        return self.population + 1
+
+    def __repr__(self) -> str:
+        return f"SignOPT(population={self.population}, sigma={self.sigma})"
+
+    def steps(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        objective: Objective,
+        generator: torch.Generator,
+        *,
+        phase: str = "nes",
+        reserve: int | None = None,
+    ) -> Generator[Ask, Answer, Estimate]:
+        idx = _check_inputs(x, mask)
+        x = x.detach().to(torch.float32)
+        k = int(idx.numel())
+        u = torch.randn((self.population, k, *x.shape[1:]), generator=generator, device=x.device,
+                        dtype=torch.float32)
+        probes = _point_and_probes(x, idx, self.sigma * u)
+        answer, values = yield from _ask_values(probes, phase, reserve, objective)
+        grad = torch.zeros_like(x, dtype=torch.float32)
+        grad.index_copy_(0, idx, sign_opt_gradient(values, u))
+        return Estimate(grad=grad, queries=self.population + 1, answer=answer, values=values,
+                        _probe_fn=_probe_getter(probes))

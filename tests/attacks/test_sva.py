@@ -135,3 +135,25 @@ def test_the_perturber_can_use_zo_signsgd():
     assert out.success and out.queries == oracle.used == 1 + out.best_episode_queries
     assert out.best_episode_queries % (20 + 1 + 1) == 0  # whole steps of 21 probes + 1 check
     assert oracle.used_by_phase["nes"] == out.episodes[0]["iterations"] * 21
+
+
+@pytest.mark.parametrize("estimator", ["nes", "zo_signsgd", "sign_opt"])
+def test_sva_runs_with_every_estimator_of_fig9(estimator):
+    """§4.5.4 / Fig. 9: SVA with NES, ZO-SignSGD or Sign-OPT as the FGSM step's
+    estimator, same budget. Every query is counted, an episode is whole steps of
+    ``queries_per_estimate`` probes + 1 check, and the returned video is as sparse as
+    its mask."""
+    model = LinearVictim(seed=2)
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    label = int(model(x[None]).argmax())
+    oracle = Oracle(model, 20000)
+    cfg = UntargetedCfg(budget=20000, estimator=estimator, population=20, sigma=1e-3)
+    sva = SVA(AttackContext("untargeted", 0.05, cfg), SVACfg(epochs=2, episodes=3, untargeted={"episode_queries": 3000}))
+    out = sva(oracle, _task(x, label, _features()))
+    per_step = 20 + (0 if estimator == "nes" else 1) + 1
+    assert out.queries == oracle.used == 1 + sum(e["queries"] for e in out.episodes)
+    assert all(e["queries"] == e["iterations"] * per_step for e in out.episodes)
+    assert oracle.used_by_phase["nes"] == sum(e["iterations"] for e in out.episodes) * (per_step - 1)
+    assert out.success and int(model(out.x_adv[None]).argmax()) != label
+    assert float((out.x_adv - x).abs().max()) <= 0.05 + 1e-7
+    assert sparsity(out.x_adv, x) == 1 - out.mask.sum().item() / 8

@@ -178,7 +178,7 @@ def test_input_validation():
         nes.estimate(oracle, interior_video()[None], MASK, obj, gen())  # batched x
     with pytest.raises(ValueError):
         nes.estimate(oracle, interior_video(), MASK, lambda a: a.log_prob[:2], gen())
-    for bad in (dict(population=7), dict(population=0), dict(sigma=0.0)):
+    for bad in ({"population": 7}, {"population": 0}, {"sigma": 0.0}):
         with pytest.raises(ValueError):
             NES(**bad)
     label_oracle = Oracle(Recorder(), budget=100, mode="label")
@@ -302,3 +302,136 @@ def test_zo_signsgd_asks_the_point_and_q_probes_and_recovers_the_gradient():
     # deterministic under the same generator
     again = zo.estimate(oracle, x, MASK, untargeted_objective(0), gen())
     assert torch.equal(again.grad, est.grad)
+
+
+# ---------------------------------------------------------------------- every registered estimator
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_queries_per_estimate_is_what_the_oracle_counts(name):
+    """The invariant callers budget with, for every registered estimator: one estimate
+    costs exactly ``queries_per_estimate`` oracle answers, all under the oracle's phase."""
+    model = Recorder()
+    oracle = Oracle(model, budget=1000, batch_size=7)  # chunked: the count is per video, not per call
+    est_ = build_estimator(name, population=12, sigma=1e-3)
+    with oracle.phase("nes"):
+        e = est_.estimate(oracle, interior_video(), MASK, untargeted_objective(0), gen())
+    n = est_.queries_per_estimate
+    assert e.queries == n == oracle.used and oracle.used_by_phase == {"nes": n}
+    assert sum(len(s) for s in model.seen) == n and len(e.answer) == n and e.values.shape == (n,)
+    assert torch.count_nonzero(e.grad[~MASK]) == 0 and e.grad.dtype == torch.float32
+    # a budget one short is refused before anything is drawn or queried
+    short = Oracle(Recorder(), budget=n - 1)
+    g = gen(3)
+    state = g.get_state()
+    with pytest.raises(BudgetExhausted):
+        est_.estimate(short, interior_video(), MASK, untargeted_objective(0), g)
+    assert short.used == 0 and torch.equal(g.get_state(), state)
+
+
+# ---------------------------------------------------------------------- Sign-OPT
+def test_sign_opt_is_registered_and_costs_population_plus_one():
+    from sva.blackbox.estimators import SignOPT
+
+    so = build_estimator("sign_opt", population=7, sigma=1e-2)  # any population: no antithetic pairs
+    assert ESTIMATORS["sign_opt"] is SignOPT and isinstance(so, SignOPT) and so.name == "sign_opt"
+    assert so.queries_per_estimate == 8 and "SignOPT(population=7" in repr(so)
+    assert SignOPT().population == 48 and SignOPT().queries_per_estimate == 49
+    for bad in ({"population": 0}, {"population": 2.5}, {"sigma": 0.0}, {"sigma": -1.0}):
+        with pytest.raises(ValueError):
+            SignOPT(**bad)
+
+
+def test_sign_opt_is_the_mean_of_per_direction_signs():
+    """The exact definition: probe 0 is x, probes 1..K are x + σ u_k on the mask, and
+    g = 1/K Σ_k sign(f_k − f_0) u_k, with u_k recovered from the queried probes."""
+    model, x, _ = _linear_setup()
+    oracle = Oracle(model, budget=1000, batch_size=5)
+    k, sigma = 9, 1e-2
+    e = build_estimator("sign_opt", population=k, sigma=sigma).estimate(oracle, x, MASK, untargeted_objective(0),
+                                                                       gen())
+    seen = torch.cat(model.seen)
+    assert seen.shape == (k + 1, T, 3, H, W) and torch.equal(seen[0], x)  # f(x), in the same call
+    assert torch.equal(seen[1:, ~MASK], x[None, ~MASK].expand(k, *x[~MASK].shape))  # off the mask: clean
+    for i in (0, 4, k):
+        assert torch.equal(e.probe(i), seen[i])
+    u = (seen[1:, MASK].double() - x[MASK].double()) / sigma  # interior video: no clamping
+    assert 0.5 < float(u.std()) < 1.5  # Gaussian, not normalised: σ is the per-pixel scale
+    signs = torch.sign(e.values[1:] - e.values[0])
+    assert bool((signs != 0).all())
+    expected = (signs[:, None, None, None, None] * u).sum(0) / k
+    torch.testing.assert_close(e.grad[MASK].double(), expected, rtol=0, atol=1e-4)
+    # every direction weighs ±1/K: ZO-SignSGD would weigh it by its difference instead
+    from sva.blackbox.estimators import sign_opt_gradient
+
+    dirs = torch.randn(3, 2, 5, generator=gen(1))
+    vals = torch.tensor([0.0, 1e-30, -1e6, 0.0], dtype=torch.float64)  # tiny win, huge loss, tie
+    torch.testing.assert_close(sign_opt_gradient(vals, dirs), (dirs[0] - dirs[1]) / 3)
+    with pytest.raises(ValueError, match=r"\(4,\) for 3 directions"):
+        sign_opt_gradient(vals[:3], dirs)
+
+
+def test_sign_opt_recovers_the_gradient_direction_and_improves_with_k():
+    """Linear objective (through a monotone link): the estimate points along the true
+    gradient restricted to the mask, ~ sqrt(2/π) ∇f/‖∇f‖ for large K, better as K grows."""
+    model, x, true_grad = _linear_setup()
+    oracle = Oracle(model, budget=10**6, batch_size=2048)
+    t = true_grad[MASK]
+
+    def mean_cosine(k: int) -> float:
+        so = build_estimator("sign_opt", population=k, sigma=1e-3)
+        return sum(cosine(so.estimate(oracle, x, MASK, untargeted_objective(0), gen(s)).grad[MASK], t)
+                   for s in range(5)) / 5
+
+    c4, c32, c256 = mean_cosine(4), mean_cosine(32), mean_cosine(256)
+    assert 0 < c4 < c32 < c256 and c256 > 0.75
+    big = build_estimator("sign_opt", population=4000, sigma=1e-3).estimate(oracle, x, MASK,
+                                                                            untargeted_objective(0), gen())
+    assert cosine(big.grad[MASK], t) > 0.95 and float(big.grad[~MASK].abs().max()) == 0.0
+    along = float(big.grad[MASK].flatten().double() @ (t / t.norm()).flatten().double())
+    assert abs(along - math.sqrt(2 / math.pi)) < 0.05
+    agree = (torch.sign(big.grad[MASK]) == torch.sign(t)).double().mean()  # what the FGSM step uses
+    assert agree > 0.85
+
+
+def test_sign_opt_is_deterministic_and_ties_give_zero():
+    model, x, _ = _linear_setup()
+    oracle = Oracle(model, budget=10**4)
+    a = build_estimator("sign_opt", population=12).estimate(oracle, x, MASK, untargeted_objective(0), gen(7)).grad
+    b = build_estimator("sign_opt", population=12).estimate(oracle, x, MASK, untargeted_objective(0), gen(7)).grad
+    c = build_estimator("sign_opt", population=12).estimate(oracle, x, MASK, untargeted_objective(0), gen(8)).grad
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+    def flat(answer: Answer) -> torch.Tensor:  # an objective that cannot tell the probes apart
+        return torch.zeros(len(answer), dtype=torch.float64)
+
+    e = build_estimator("sign_opt", population=12).estimate(oracle, x, MASK, flat, gen())
+    assert float(e.grad.abs().max()) == 0.0  # no direction carries information: no step
+
+
+def test_sign_opt_probes_are_clamped_to_valid_videos():
+    model, _, _ = _linear_setup()
+    x = interior_video()
+    x[0, 0] = 0.0
+    x[0, 1] = 1.0
+    oracle = Oracle(model, budget=10**4, batch_size=512)  # the oracle refuses out-of-range videos
+    build_estimator("sign_opt", population=200, sigma=1e-2).estimate(oracle, x, MASK, untargeted_objective(0), gen())
+    probes = torch.cat(model.seen)
+    assert float(probes.min()) >= 0.0 and float(probes.max()) <= 1.0
+    assert bool((probes[:, 0, 0] == 0.0).any()) and bool((probes[:, 0, 1] == 1.0).any())
+
+
+def test_sign_opt_uses_comparisons_only_unlike_zo_signsgd():
+    """Sign-OPT averages per-direction signs: any increasing transform of the objective
+    gives the identical estimate. ZO-SignSGD takes the sign of the averaged
+    differences, so the same transform changes which directions dominate."""
+    model, x, _ = _linear_setup()
+    oracle = Oracle(model, budget=10**4, batch_size=64)
+    base = untargeted_objective(0)
+
+    def stretched(answer: Answer) -> torch.Tensor:  # increasing, wildly non-linear
+        v = base(answer)
+        return torch.sinh(1e3 * (v - v[0])) + 5.0
+
+    for name, same in (("sign_opt", True), ("zo_signsgd", False)):
+        a = build_estimator(name, population=16, sigma=1e-2).estimate(oracle, x, MASK, base, gen(4)).grad
+        b = build_estimator(name, population=16, sigma=1e-2).estimate(oracle, x, MASK, stretched, gen(4)).grad
+        assert torch.equal(torch.sign(a), torch.sign(b)) == same, name

@@ -63,3 +63,8 @@ def test_methods_lists_every_registered_method_with_its_settings(capsys):
     assert "attacks.sva.epochs = 20  # policy updates per video" in out
     assert "attacks.sva.untargeted.episode_queries = null" in out
     assert "attacks.dense: no settings" in out
+    from sva.blackbox.estimators import ESTIMATORS
+
+    assert "attacks.untargeted.estimator / attacks.targeted.estimator" in out  # the perturber's estimators
+    for name in ("nes", "zo_signsgd", "sign_opt"):
+        assert f"  {name}: {ESTIMATORS[name].summary}  [" in out

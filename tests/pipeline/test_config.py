@@ -118,6 +118,34 @@ def test_the_estimator_is_a_setting_of_each_mode(repo):
         validate_config(data, "params.yaml")
 
 
+@pytest.mark.parametrize("mode", ["untargeted", "targeted"])
+def test_sign_opt_is_an_estimator_choice_of_each_mode(repo, mode):
+    """attacks.<mode>.estimator: sign_opt (§4.5.4, Fig. 9) validates with any population,
+    builds the perturber with Sign-OPT's estimate, and budgets its extra query; a
+    misspelt name is an error naming the key and the choices."""
+    from sva.attacks.perturber import SparsePerturber, estimator_of
+    from sva.attacks.settings import AttackContext
+    from sva.blackbox.estimators import SignOPT
+
+    data = _default(repo)
+    data["attacks"]["modes"] = ["untargeted", "targeted"]
+    data["attacks"][mode].update(estimator="sign_opt", population=47, sigma=1e-4)
+    cfg = validate_config(data, "params.yaml")
+    block = getattr(cfg.attacks, mode)
+    est = estimator_of(block)
+    assert isinstance(est, SignOPT) and (est.population, est.sigma) == (47, 1e-4)
+    assert est.queries_per_estimate == 48  # 47 directions + the current point
+    perturber = SparsePerturber(AttackContext(mode, cfg.attacks.eps, block))
+    assert isinstance(perturber.attack.estimator, SignOPT)
+    assert perturber.step_cost == 48 + (1 if mode == "untargeted" else 2)
+    start = 1 if mode == "untargeted" else 1 + block.init_candidates
+    assert cfg.attacks.min_budget(mode) == start + 48 + (1 if mode == "untargeted" else 2)
+    data["attacks"][mode]["estimator"] = "signopt"
+    with pytest.raises(ConfigError, match=rf"attacks\.{mode}\.estimator: Input should be 'nes', 'zo_signsgd' or "
+                                          r"'sign_opt' \(got 'signopt'\)"):
+        validate_config(data, "params.yaml")
+
+
 def test_methods_come_from_the_registry(repo):
     """The allowed method names are the registered attacks; each has its own block."""
     from sva.attacks import attack_classes

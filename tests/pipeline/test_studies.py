@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from sva.pipeline.config import ConfigError
+from sva.pipeline.config import ConfigError, deep_merge, validate_config
 from sva.pipeline.studies import apply_study, available_studies, logs_dir, results_dir
 
 
@@ -42,6 +42,23 @@ def test_the_shipped_studies_validate(repo):
     assert "long_episodes" in available_studies(repo)
     for name in available_studies(repo):
         apply_study({**_main(repo), "study": name}, "params.yaml", repo)
+
+
+@pytest.mark.parametrize("estimator", ["sign_opt", "zo_signsgd"])
+def test_the_fig9_estimator_studies_change_only_the_untargeted_estimator(repo, estimator):
+    """§4.5.4 / Fig. 9: SVA with another gradient estimator, same budget as the main
+    run's (NES) SVA, also over the paper's configuration."""
+    for extra in ([], ["config/paper.yaml"]):
+        config = _main(repo)
+        for f in extra:
+            config = deep_merge(config, yaml.safe_load((repo / f).read_text()))
+        main = validate_config(config, "params.yaml")
+        cfg, _ = apply_study({**config, "study": f"estimator_{estimator}"}, "params.yaml", repo)
+        assert cfg.attacks.methods == ["sva"] and cfg.attacks.modes == ["untargeted"]
+        assert cfg.attacks.untargeted.estimator == estimator and main.attacks.untargeted.estimator == "nes"
+        assert cfg.attacks.untargeted.model_dump(exclude={"estimator"}) == \
+            main.attacks.untargeted.model_dump(exclude={"estimator"})
+        assert cfg.attacks.sva == main.attacks.sva
 
 
 @pytest.mark.parametrize("text, message", [
