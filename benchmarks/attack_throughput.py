@@ -10,7 +10,7 @@ ratios is reported with its range. Target: ratio ≥ 0.90 for the score-based me
 costs at most 10% of the victim's time).
 
     .venv/bin/python benchmarks/attack_throughput.py [--config params.yaml] [--victim c3d] \\
-        [--method sva] [--blocks 5] [--block-seconds 2]
+        [--method sva] [--blocks 5] [--block-seconds 2] [--in-flight 1 --in-flight 4]
 
 Victims are built from the config with random weights (throughput does not depend on
 the weights). An attack block runs the method on fresh videos, one after another, until
@@ -29,6 +29,7 @@ import torch
 from sva.attacks import attack_classes
 from sva.attacks.base import AttackTask
 from sva.blackbox.oracle import Oracle
+from sva.blackbox.rounds import VideoRounds, run_side_by_side
 from sva.pipeline.attack_job import build_method
 from sva.pipeline.config import load_config, validate_config
 from sva.utils.devices import keep_cpu_memory, pick_device
@@ -47,23 +48,34 @@ def raw_block(model, batch: torch.Tensor, seconds: float) -> float:
 
 
 def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int], seconds: float, device,
-                 budget: int, start: int) -> tuple[float, int]:
+                 budget: int, start: int, in_flight: int = 1) -> tuple[float, int]:
     """Queries per second of ``method`` attacking videos ``start, start+1, …`` (each with
     ``budget`` queries, labels known beforehand) until ``seconds`` have passed;
-    returns (q/s, queries)."""
+    returns (q/s, queries). ``in_flight`` > 1: groups of that many videos side by side,
+    their queries merged into shared batches (:mod:`sva.blackbox.rounds`, as the attack
+    stage does with ``attacks.videos_in_flight``)."""
     a = cfg.attacks
     attack = build_method(a, method, "untargeted")
     cls = attack_classes()[method]
     feats = torch.randn(videos.shape[1], 512, generator=torch.Generator().manual_seed(0))
     hints = {"frames": videos.shape[1] // 2} if cls.depends_on else {}
+
+    def one(i: int, client=None) -> int:
+        x, label = videos[i % len(videos)], labels[i % len(videos)]
+        oracle = Oracle(model, budget, batch_size=a.oracle_batch_size, device=device, mode=cls.oracle_mode,
+                        rounds=client)
+        attack(oracle, AttackTask(x, label, features=feats, seed=i, seed_keys=("benchmark",), hints=hints))
+        return oracle.used
+
     used, i = 0, start
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        x, label = videos[i % len(videos)], labels[i % len(videos)]
-        oracle = Oracle(model, budget, batch_size=a.oracle_batch_size, device=device, mode=cls.oracle_mode)
-        attack(oracle, AttackTask(x, label, features=feats, seed=i, seed_keys=("benchmark",), hints=hints))
-        used += oracle.used
-        i += 1
+        if in_flight == 1:
+            used += one(i)
+        else:
+            rounds = VideoRounds(model, a.oracle_batch_size)
+            used += sum(run_side_by_side(rounds, [lambda c, j=j: one(j, c) for j in range(i, i + in_flight)]))
+        i += in_flight
     return used / (time.perf_counter() - t0), used
 
 
@@ -76,6 +88,9 @@ def main() -> None:
     ap.add_argument("--block-seconds", type=float, default=2.0)
     ap.add_argument("--budget", type=int, default=3000, help="queries per attacked video")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--in-flight", type=int, action="append",
+                    help="videos attacked side by side (repeatable; default: 1 and attacks.videos_in_flight, "
+                    "or 1 and 4 when that is 1)")
     ap.add_argument("--glibc-default-malloc", action="store_true",
                     help="skip sva.utils.devices.keep_cpu_memory (what the attack stage calls) to see its effect")
     args = ap.parse_args()
@@ -93,6 +108,7 @@ def main() -> None:
     classes = syn.num_classes if syn else 101
     bs = cfg.attacks.oracle_batch_size
     methods = args.method or list(attack_classes())
+    in_flight = args.in_flight or sorted({1, cfg.attacks.videos_in_flight if cfg.attacks.videos_in_flight > 1 else 4})
     print(f"device {device}, threads {args.threads}, video {t}x3x{h}x{w}, oracle batch {bs}, "
           f"keep_cpu_memory {kept}, {args.blocks} interleaved blocks of {args.block_seconds:g}s")
     for name in args.victim or cfg.victims.models:
@@ -104,18 +120,20 @@ def main() -> None:
             labels = model(videos).argmax(1).tolist()
         for method in methods:
             attack_block(cfg, method, model, videos, labels, 0.5, device, 200, 0)  # warm-up: imports, allocator
-            raws = [raw_block(model, batch, args.block_seconds)]
-            attacks, start = [], 0
-            for _ in range(args.blocks):
-                qps, used = attack_block(cfg, method, model, videos, labels, args.block_seconds, device, args.budget,
-                                         start)
-                start += 1 + used // max(args.budget, 1)
-                attacks.append(qps)
-                raws.append(raw_block(model, batch, args.block_seconds))
-            ratios = [q / ((raws[i] + raws[i + 1]) / 2) for i, q in enumerate(attacks)]
-            print(f"{name} {method:>10}: raw forward {statistics.median(raws):8.1f} videos/s | attack "
-                  f"{statistics.median(attacks):8.1f} queries/s | ratio median {statistics.median(ratios):.3f} "
-                  f"(min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} blocks)")
+            for k in in_flight:
+                raws = [raw_block(model, batch, args.block_seconds)]
+                attacks, start = [], 0
+                for _ in range(args.blocks):
+                    qps, used = attack_block(cfg, method, model, videos, labels, args.block_seconds, device,
+                                             args.budget, start, k)
+                    start += k + used // max(args.budget, 1)
+                    attacks.append(qps)
+                    raws.append(raw_block(model, batch, args.block_seconds))
+                ratios = [q / ((raws[i] + raws[i + 1]) / 2) for i, q in enumerate(attacks)]
+                print(f"{name} {method:>10} in flight {k:>2}: raw forward {statistics.median(raws):8.1f} videos/s | "
+                      f"attack {statistics.median(attacks):8.1f} queries/s | ratio median "
+                      f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}, "
+                      f"{len(ratios)} blocks)", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak:.0f} MiB")
 

@@ -97,6 +97,14 @@ class AttackOutcome:
     ``x_adv`` and its own queries; ``clean_label``: the oracle's label of the clean
     video; ``episodes`` / ``epochs``: per-episode and per-epoch logs; ``extra``: fields a
     method adds to the record.
+
+    ``fallback``: float32 ``(T, 3, H, W)`` in [0, 1] or ``None``. The least-distorted
+    adversarial video the attack found when none was within ε in L∞ — so the attack
+    failed under the L∞ criterion and ``x_adv`` is the clean video —, for the
+    evaluator's mean-perturbation reading (MAP ≤ ε, ``docs/attacks.md``); ``None``
+    otherwise (a success, or nothing adversarial found, or a method that never leaves
+    the ε-ball). When it is set, ``mask`` covers the frames it differs on. Only
+    ``x_adv`` is the attack's answer: ``success`` and every L∞ metric ignore the fallback.
     """
 
     x_adv: Tensor
@@ -111,6 +119,7 @@ class AttackOutcome:
     epochs: list[dict] = field(default_factory=list)
     wall_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    fallback: Tensor | None = None
 
 
 class NoSettings(StrictModel):
@@ -185,7 +194,8 @@ def first_look(oracle: Oracle, x: Tensor) -> int:
 _REGISTRY: dict[str, type[Attack]] = {}
 _DISCOVERED = False
 #: names a method cannot take: the keys of the ``attacks`` config block
-RESERVED = frozenset({"methods", "modes", "eps", "budget_scope", "oracle_batch_size", "shards", *MODES})
+RESERVED = frozenset({"methods", "modes", "eps", "budget_scope", "oracle_batch_size", "shards",
+                      "videos_in_flight", *MODES})
 
 
 def register_attack(cls: type[Attack]) -> type[Attack]:

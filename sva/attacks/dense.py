@@ -4,7 +4,7 @@ one episode with the whole budget."""
 from __future__ import annotations
 
 from sva.attacks.base import Attack, AttackOutcome, AttackTask, first_look, register_attack
-from sva.attacks.perturber import SparsePerturber, best_outcome, episode_log
+from sva.attacks.perturber import EpisodeChoice, SparsePerturber, episode_log
 from sva.attacks.selectors import all_frames
 from sva.blackbox.lockstep import run_alone
 from sva.blackbox.oracle import Oracle
@@ -27,6 +27,6 @@ class DenseAttack(Attack):
         mask = all_frames(task.num_frames)
         res = run_alone(oracle, self.perturber.episode(x, task.label, task.target, task.candidates, mask,
                                                        oracle.remaining, task.generator("attack")))
-        episode = episode_log(res, x, mask, epoch=0, episode=0)
-        best = (episode["map"], 0, res, mask) if res.success else None
-        return best_outcome(oracle, x, clean_label, best, [episode], [])
+        choice = EpisodeChoice(x)
+        choice.offer(0, res, mask)
+        return choice.outcome(oracle, clean_label, [episode_log(res, x, mask, epoch=0, episode=0)], [])

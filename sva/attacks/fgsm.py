@@ -33,6 +33,9 @@ class EpisodeResult:
     attack's own (counted) checks; ``queries``: oracle answers this episode used;
     ``label``: the top-1 label of ``x_adv`` as last seen; ``iterations``: FGSM steps.
     ``eps_final``: targeted only, the L∞ radius reached (≤ ε on success).
+    ``meets_goal``: the oracle answered ``x_adv`` as meeting the goal (true on success;
+    a failed targeted episode's ``x_adv`` still holds the target, beyond ε: the video
+    the mean reading of success judges, ``docs/attacks.md``).
     """
 
     x_adv: Tensor
@@ -43,6 +46,11 @@ class EpisodeResult:
     eps_final: float
     found_by: str = ""  # "check" (the step's check query) or "probe" (an NES sample)
     log: dict = field(default_factory=dict)
+    meets_goal: bool = False
+
+    def __post_init__(self):
+        if self.success:
+            self.meets_goal = True
 
 
 def _project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
@@ -207,5 +215,7 @@ class TargetedSparseFGSM:
                 decay /= 2
                 stuck = 0
         success = eps <= self.eps + 1e-12
+        # x_adv always holds the target: x_init was answered as the target, and an
+        # iterate replaces it only when its check is
         return EpisodeResult(x_adv, success, used, label, iterations, eps, "check" if success else "",
-                             {"alpha_final": alpha, "eps_decay_final": decay})
+                             {"alpha_final": alpha, "eps_decay_final": decay}, meets_goal=True)

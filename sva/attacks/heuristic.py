@@ -371,13 +371,14 @@ class HeuristicAttack(OptAttack):
     def _outcome(self, run: Run, task: AttackTask, clean_label: int, stop: str, iterations: int,
                  trace: list[dict]) -> AttackOutcome:
         """ChengAttack's outcome with the kept frames as the mask (and the episode's
-        ``frames``), and the selection under ``extra["heuristic"]``."""
+        ``frames``) — on a success, and on a failure with a ``fallback``, which lies on
+        them too (:func:`drop_outside`) — and the selection under ``extra["heuristic"]``."""
         outcome = super()._outcome(run, task, clean_label, stop, iterations, trace)
         sel = self._selection
         if sel is None:
             return outcome
         kept = sel.kept.clone()
-        if outcome.success:
+        if outcome.success or outcome.fallback is not None:  # the best video lies on the kept frames
             outcome.mask = kept
         outcome.episodes[0]["frames"] = kept.nonzero().flatten().tolist()
         outcome.extra = {"heuristic": sel.record(self.settings.region_ratio)}

@@ -466,7 +466,12 @@ class ChengAttack(Attack):
                  trace: list[dict]) -> AttackOutcome:
         """The outcome: the best answered adversarial video when it lies within ε (every
         frame may differ: a dense method), else the clean video; one episode entry with
-        the per-iteration trace."""
+        the per-iteration trace.
+
+        On a failure with an answered adversarial video (the closest one, in L∞, is
+        beyond ε), that video is the outcome's ``fallback`` for the evaluator's
+        mean-perturbation reading, and the mask covers its frames (all of them); the
+        returned video is still the clean one."""
         x, oracle = task.x, run.oracle
         success = run.within_eps
         best = run.best
@@ -475,8 +480,10 @@ class ChengAttack(Attack):
                    "iterations": iterations, "stop": stop, "g": None if best is None else best.g,
                    "linf": None if best is None else best.linf, "trace": trace}
         if not success:
-            return AttackOutcome(x.clone(), False, no_frames(task.num_frames), oracle.used, oracle.used_by_phase,
-                                 None, None, clean_label, [episode], [])
+            fallback = None if best is None else best.video.clone()
+            mask = no_frames(task.num_frames) if fallback is None else all_frames(task.num_frames)
+            return AttackOutcome(x.clone(), False, mask, oracle.used, oracle.used_by_phase,
+                                 None, None, clean_label, [episode], [], fallback=fallback)
         return AttackOutcome(best.video, True, all_frames(task.num_frames), oracle.used, oracle.used_by_phase,
                              0, best.queries, clean_label, [episode], [])
 

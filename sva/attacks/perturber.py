@@ -102,14 +102,42 @@ def episode_map(res: EpisodeResult, x: Tensor) -> float | None:
     return mean_absolute_perturbation(res.x_adv, x) if res.success else None
 
 
-def best_outcome(oracle: Oracle, x: Tensor, clean_label: int,
-                 best: tuple[float, int, EpisodeResult, Tensor] | None,
-                 episodes: list[dict], epochs: list[dict]) -> AttackOutcome:
-    """The outcome of a method that keeps the best successful episode ``best`` =
-    ``(MAP, episode index, result, mask)``, or the clean video when none succeeded."""
-    if best is None:
-        return AttackOutcome(x.clone(), False, no_frames(x.shape[0]), oracle.used, oracle.used_by_phase, None, None,
+class EpisodeChoice:
+    """Which episode a sparse-perturber method returns (``docs/attacks.md``).
+
+    :meth:`offer` each episode in order. The returned video is the successful episode's
+    with the smallest MAP (the earliest on ties); when none succeeded, the clean video,
+    and as the outcome's ``fallback`` (the mean reading of success) the failed episode's
+    video that still meets the goal (targeted: holds the target beyond ε) with the
+    smallest MAP, if any. ``x``: the clean video, float32 ``(T, 3, H, W)``.
+    """
+
+    def __init__(self, x: Tensor):
+        self.x = x
+        self.best: tuple[float, int, EpisodeResult, Tensor] | None = None
+        self.fallback: tuple[float, Tensor, Tensor] | None = None
+
+    def offer(self, idx: int, res: EpisodeResult, mask: Tensor) -> None:
+        """Episode ``idx``'s result ``res`` on ``mask`` (bool ``(T,)``)."""
+        if res.success:
+            m = episode_map(res, self.x)
+            if self.best is None or m < self.best[0]:
+                self.best = (m, idx, res, mask)
+        elif res.meets_goal:
+            m = mean_absolute_perturbation(res.x_adv, self.x)
+            if self.fallback is None or m < self.fallback[0]:
+                self.fallback = (m, res.x_adv, mask)
+
+    def outcome(self, oracle: Oracle, clean_label: int, episodes: list[dict], epochs: list[dict]) -> AttackOutcome:
+        """The outcome: the best success, else the clean video (with the fallback, whose
+        mask is then the outcome's)."""
+        x = self.x
+        if self.best is None:
+            mask, fallback = no_frames(x.shape[0]), None
+            if self.fallback is not None:
+                _, fallback, mask = self.fallback
+            return AttackOutcome(x.clone(), False, mask, oracle.used, oracle.used_by_phase, None, None,
+                                 clean_label, episodes, epochs, fallback=fallback)
+        _, idx, res, mask = self.best
+        return AttackOutcome(res.x_adv, True, mask, oracle.used, oracle.used_by_phase, idx, res.queries,
                              clean_label, episodes, epochs)
-    _, idx, res, mask = best
-    return AttackOutcome(res.x_adv, True, mask, oracle.used, oracle.used_by_phase, idx, res.queries,
-                         clean_label, episodes, epochs)

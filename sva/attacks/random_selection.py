@@ -19,7 +19,7 @@ import torch
 from pydantic import Field
 
 from sva.attacks.base import Attack, AttackOutcome, AttackTask, first_look, register_attack
-from sva.attacks.perturber import SparsePerturber, best_outcome, episode_log, episode_map
+from sva.attacks.perturber import EpisodeChoice, SparsePerturber, episode_log
 from sva.blackbox.lockstep import run_lockstep
 from sva.blackbox.oracle import Oracle
 from sva.utils.settings import PositiveInt, StrictModel
@@ -82,12 +82,10 @@ class RandomSelection(Attack):
         gens = [torch.Generator(device=x.device).manual_seed(task.derive_seed(f"try{i}")) for i in range(tries)]
         results = run_lockstep(oracle, [self.perturber.episode(x, task.label, task.target, task.candidates, m, cap, g)
                                         for m, g in zip(masks, gens)])
-        episodes, best = [], None
+        episodes, choice = [], EpisodeChoice(x)
         for i, (mask, res) in enumerate(zip(masks, results)):
             episodes.append(episode_log(res, x, mask, epoch=0, episode=i))
-            map255 = episode_map(res, x)
-            if res.success and (best is None or map255 < best[0]):
-                best = (map255, i, res, mask)
-        outcome = best_outcome(oracle, x, clean_label, best, episodes, [])
+            choice.offer(i, res, mask)
+        outcome = choice.outcome(oracle, clean_label, episodes, [])
         outcome.extra = {"frames_from_sva": int(task.hints["frames"]), "tries": tries}
         return outcome

@@ -30,10 +30,13 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from sva.blackbox.rounds import RoundClient
 
 __all__ = [
     "LOG_TINY",
@@ -209,6 +212,11 @@ class Oracle:
         Refuse (``ValueError``, nothing counted) videos with values outside [0, 1] or
         NaN: a victim's input is a video in pixel space, and the perturbation bound is
         defined there. Costs one min/max pass over the input.
+    rounds:
+        A :class:`~sva.blackbox.rounds.RoundClient`: the forward passes go to a shared
+        :class:`~sva.blackbox.rounds.VideoRounds` (several videos' attacks side by side,
+        their queries merged into full batches) instead of to ``model`` directly. The
+        counting, the budget and the answers' form are this oracle's, as without it.
     """
 
     def __init__(
@@ -220,6 +228,7 @@ class Oracle:
         mode: Literal["score", "label"] = "score",
         device: str | torch.device | None = None,
         check_range: bool = True,
+        rounds: RoundClient | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -238,6 +247,7 @@ class Oracle:
         self._batch_size = int(batch_size)
         self._mode: Literal["score", "label"] = mode
         self._check_range = bool(check_range)
+        self.__rounds = rounds
         self._used = 0
         self._by_phase: dict[str, int] = {}
         self._phases: list[str] = [DEFAULT_PHASE]
@@ -326,6 +336,16 @@ class Oracle:
             model.eval()
         labels = torch.empty(n, dtype=torch.long)
         log_prob = torch.empty(n, dtype=torch.float64) if self._mode == "score" else None
+        if self.__rounds is not None:  # evaluated in a shared round with other videos' queries
+            logits = self.__rounds.forward(videos.to(self.__device, self.__dtype, non_blocking=True))
+            with torch.inference_mode():
+                top, top_lp = _top1(logits)
+            labels[:] = top
+            if log_prob is not None:
+                log_prob[:] = top_lp
+            self._used += n
+            self._by_phase[name] = self._by_phase.get(name, 0) + n
+            return Answer(labels, log_prob)
         bs = self._batch_size
         with torch.inference_mode():
             for start in range(0, n, bs):

@@ -2,7 +2,10 @@
 
 FR = successes / attacked videos; MAP, S and Q are averaged over the successes
 (``docs/design.md``). Success is the evaluator's float check; ``FR_uint8`` repeats it after
-rounding the adversarial videos to uint8.
+rounding the adversarial videos to uint8. Beside the paper's columns each row has the
+median Q of the successes, Q over every attacked video (failures count their whole
+spend), the 95 % Wilson interval of FR and FR under the mean-perturbation reading of
+success (MAP ≤ ε); ``docs/attacks.md`` ("Table columns") defines each.
 """
 
 from __future__ import annotations
@@ -13,12 +16,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sva.evaluation.metrics import wilson_interval
 from sva.evaluation.paper import paper_attack_row
 from sva.utils.errors import UserError
 
 PAPER_COLUMNS = (("MAP", "MAP"), ("S", "S (%)"), ("Q", "Q"), ("FR", "FR (%)"))
+#: FR under the mean-perturbation reading of success (MAP ≤ ε, ``docs/attacks.md``)
+FR_MEAN = "FR (MAP ≤ ε) (%)"
 COLUMNS = ["dataset", "victim", "method", "MAP", "S (%)", "Q", "FR (%)", "Q best episode", "FR uint8 (%)",
+           "Q median", "Q all videos", "FR lo (%)", "FR hi (%)", FR_MEAN,
            "videos", "paper MAP", "paper S (%)", "paper Q", "paper FR (%)"]
+#: table column → key suffix in :func:`table_metrics` (flat JSON for ``dvc metrics``)
+METRIC_NAMES = (("MAP", "MAP"), ("S", "S (%)"), ("Q", "Q"), ("FR", "FR (%)"), ("Q_best_episode", "Q best episode"),
+                ("FR_uint8", "FR uint8 (%)"), ("Q_median", "Q median"), ("Q_all_videos", "Q all videos"),
+                ("FR_lo", "FR lo (%)"), ("FR_hi", "FR hi (%)"), ("FR_mean_reading", FR_MEAN),
+                ("videos", "videos"))
 
 
 class RecordError(UserError):
@@ -95,7 +107,8 @@ def summarize(records: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.
     """One row per (dataset, victim, method, mode); paper values where they exist.
 
     ``kinds``: dataset name → kind (``ucf101``/``hmdb51``/``synthetic``) for the
-    paper lookup.
+    paper lookup. Records made before a column existed (no ``success_mean_reading``)
+    leave that column NaN for their row rather than counting as failures.
     """
     kinds = kinds or {}
     out = []
@@ -105,6 +118,7 @@ def summarize(records: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.
         ok = g[g["success"]]
         mean = (lambda s: float(s.mean()) if len(s) else np.nan)
         paper = paper_attack_row(kinds.get(dataset, dataset), victim, method, mode)
+        lo, hi = wilson_interval(len(ok), len(g))
         out.append({
             "dataset": dataset, "victim": victim, "method": method, "mode": mode,
             "MAP": round(mean(ok["map"]), 4),
@@ -113,10 +127,23 @@ def summarize(records: pd.DataFrame, kinds: dict[str, str] | None = None) -> pd.
             "FR (%)": round(100 * len(ok) / len(g), 1),
             "Q best episode": round(mean(ok["queries_best_episode"].astype(float)), 1),
             "FR uint8 (%)": round(100 * float(g["success_uint8"].mean()), 1),
+            "Q median": round(float(ok["queries"].median()), 1) if len(ok) else np.nan,
+            "Q all videos": round(mean(g["queries"].astype(float)), 1),
+            "FR lo (%)": round(100 * lo, 1),
+            "FR hi (%)": round(100 * hi, 1),
+            FR_MEAN: round(100 * _rate(g, "success_mean_reading"), 1),
             "videos": len(g),
             **{f"paper {col}": (paper or {}).get(key) for key, col in PAPER_COLUMNS},
         })
     return pd.DataFrame(out)
+
+
+def _rate(g: pd.DataFrame, column: str) -> float:
+    """The fraction of ``g``'s records whose boolean ``column`` is true; NaN when any
+    record lacks it (made before the column existed: rerun its attack)."""
+    if column not in g or g[column].isna().any():
+        return np.nan
+    return float(g[column].astype(bool).mean())
 
 
 def table_for_mode(summary: pd.DataFrame, mode: str) -> pd.DataFrame:
@@ -133,8 +160,7 @@ def table_metrics(table: pd.DataFrame) -> dict[str, float]:
     out: dict[str, float] = {}
     for r in table.to_dict("records"):
         key = f"{r['dataset']}.{r['victim']}.{r['method']}"
-        for name, col in (("MAP", "MAP"), ("S", "S (%)"), ("Q", "Q"), ("FR", "FR (%)"),
-                          ("Q_best_episode", "Q best episode"), ("FR_uint8", "FR uint8 (%)"), ("videos", "videos")):
+        for name, col in METRIC_NAMES:
             value = r.get(col)
             if value is not None and pd.notna(value):
                 out[f"{key}.{name}"] = float(value)

@@ -8,36 +8,100 @@ import pandas as pd
 
 from sva.utils.atomic import atomic_path
 
+#: the panels of :func:`attack_table_figure`: (table column, y-axis label)
+PANELS = (("MAP", "MAP: grey levels (0–255), over successes\n(lower is better)"),
+          ("S (%)", "S: unperturbed frames (%), over successes\n(higher is better)"),
+          ("Q", "Q: queries per success, mean\n(lower is better)"),
+          ("FR (%)", "FR: fooling rate (%), 95 % Wilson interval\n(higher is better)"))
+
+
+def _fmt(value: float) -> str:
+    """A bar's label: 3 significant digits, thousands as ``k``."""
+    return f"{value / 1000:.3g}k" if abs(value) >= 1000 else f"{value:.3g}"
+
 
 def attack_table_figure(table: pd.DataFrame, path: str | Path, title: str) -> Path:
-    """Bar charts of MAP, S, Q and FR per (dataset, victim), one bar per method."""
+    """Bar charts of MAP, S, Q and FR (a 2×2 grid of panels) for an attack table.
+
+    One group of bars per (dataset, victim), one bar per method, each method in the same
+    colour in every panel (legend above the panels) and labelled with its value. FR
+    bars carry the 95 % Wilson interval (columns ``FR lo (%)`` / ``FR hi (%)``) as error
+    bars and a diamond at FR under the mean reading (``FR (MAP ≤ ε) (%)``) where the
+    table has it. A cell without a value (MAP, S and Q of a row without success) is
+    written "n/a" instead of drawn as a zero-height bar, which would read as a perfect
+    score. Returns ``path`` (PNG, written atomically).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    metrics = [("MAP", "MAP (0-255, lower is better)"), ("S (%)", "S % (higher is better)"),
-               ("Q", "Q (lower is better)"), ("FR (%)", "FR % (higher is better)")]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+    from sva.evaluation.aggregate import FR_MEAN
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    axes = axes.flatten()
     if table.empty:
         for ax in axes:
-            ax.text(0.5, 0.5, "no records", ha="center")
+            ax.text(0.5, 0.5, "no records", ha="center", transform=ax.transAxes)
+            ax.set_axis_off()
+        fig.suptitle(title)
+        fig.tight_layout()
     else:
-        groups = [f"{d}\n{v}" for d, v in table[["dataset", "victim"]].drop_duplicates().itertuples(index=False)]
+        pairs = list(dict.fromkeys(table[["dataset", "victim"]].itertuples(index=False, name=None)))
         methods = list(dict.fromkeys(table["method"]))
-        width = 0.8 / max(len(methods), 1)
-        for ax, (col, label) in zip(axes, metrics):
+        colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+        width = 0.8 / len(methods)
+        small = 7 if len(methods) * len(pairs) <= 12 else 6
+        for ax, (col, label) in zip(axes, PANELS, strict=True):
+            ax.set_ylabel(label, fontsize=9)
+            top = 0.0
             for i, method in enumerate(methods):
-                part = table[table["method"] == method]
-                keys = [f"{d}\n{v}" for d, v in part[["dataset", "victim"]].itertuples(index=False)]
-                xs = [groups.index(k) + i * width for k in keys]
-                ax.bar(xs, part[col].fillna(0), width, label=method)
-            ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, fontsize=8)
-            ax.set_title(label, fontsize=9)
-        axes[0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
+                for _, r in table[table["method"] == method].iterrows():
+                    xpos = pairs.index((r["dataset"], r["victim"])) - 0.4 + (i + 0.5) * width
+                    value = r.get(col)
+                    if value is None or pd.isna(value):
+                        ax.text(xpos, 0.02, "no success", transform=ax.get_xaxis_transform(), ha="center",
+                                va="bottom", rotation=90, fontsize=small, color=colours[method])
+                        continue
+                    value = float(value)
+                    top = max(top, value)
+                    ax.bar(xpos, value, width * 0.9, color=colours[method], edgecolor="black", linewidth=0.4)
+                    label_at = value
+                    if col == "FR (%)":
+                        lo, hi = r.get("FR lo (%)"), r.get("FR hi (%)")
+                        if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+                            label_at = max(value, float(hi))  # the value above its error bar (and diamond)
+                            ax.errorbar(xpos, value, yerr=[[max(value - lo, 0)], [max(hi - value, 0)]],
+                                        fmt="none", ecolor="black", elinewidth=1, capsize=3)
+                        mean_fr = r.get(FR_MEAN)
+                        if mean_fr is not None and pd.notna(mean_fr):
+                            label_at = max(label_at, float(mean_fr))
+                            ax.plot(xpos, float(mean_fr), marker="D", markersize=5, color="white",
+                                    markeredgecolor="black", zorder=3)
+                    ax.annotate(_fmt(value), (xpos, label_at), xytext=(0, 2), textcoords="offset points",
+                                ha="center", va="bottom", fontsize=small, rotation=90 if len(methods) > 3 else 0)
+            ax.set_xticks(range(len(pairs)), [f"{d}\n{v}" for d, v in pairs], fontsize=9)
+            ax.set_xlim(-0.5, len(pairs) - 0.5)
+            ax.grid(axis="y", alpha=0.3)
+            ax.set_axisbelow(True)
+            if col == "FR (%)":
+                ax.set_ylim(0, 118)  # room above 100 % for the labels
+                ax.set_yticks(np.arange(0, 101, 20))
+            elif top > 0:
+                ax.set_ylim(0, top * 1.3)
+        handles = [Patch(facecolor=colours[m], edgecolor="black", label=m) for m in methods]
+        handles += [Line2D([], [], color="black", marker="|", linestyle="none", markersize=10,
+                           label="FR 95 % Wilson interval"),
+                    Line2D([], [], color="white", marker="D", markeredgecolor="black", linestyle="none",
+                           label="FR (MAP ≤ ε)")]
+        fig.suptitle(title)
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.965), ncol=len(handles),
+                   fontsize=9, frameon=False)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return Path(path)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 from sva.attacks.base import Attack, AttackOutcome, AttackTask, build_attack
 from sva.blackbox.oracle import Oracle
-from sva.evaluation.evaluator import confirm
+from sva.blackbox.rounds import RoundClient, VideoRounds, run_side_by_side
+from sva.evaluation.evaluator import confirm, mean_reading
 from sva.pipeline.config import AttacksCfg, Config
 from sva.pipeline.provenance import code_fingerprint, record_key
 from sva.utils import atomic
@@ -43,30 +44,43 @@ def build_method(cfg: AttacksCfg, method: str, mode: str) -> Attack:
 def attack_video(
     cfg: Config, method: str, mode: str, model: nn.Module, x: Tensor, label: int, target: int | None,
     features: Tensor, candidates: Tensor | None, seed_keys: tuple, device: torch.device,
-    hints: dict | None = None,
+    hints: dict | None = None, rounds: RoundClient | None = None,
 ) -> tuple[dict, AttackOutcome]:
     """Attack one video; returns (record fields, outcome). ``x``: float32 ``(T,3,H,W)``;
-    ``hints``: what the method takes from the records of the methods it depends on.
+    ``hints``: what the method takes from the records of the methods it depends on;
+    ``rounds``: the oracle's forwards go to this shared round client (videos in flight,
+    :mod:`sva.blackbox.rounds`) instead of the model directly.
 
     The attack gets an :class:`~sva.blackbox.oracle.Oracle` in the mode it declares
     (``score`` or ``label``) and never the model; only the evaluator touches the model
-    afterwards.
+    afterwards: the L∞ checks (:func:`~sva.evaluation.evaluator.confirm`) and the
+    mean reading (``success_mean_reading``, ``map_mean_reading``:
+    :func:`~sva.evaluation.evaluator.mean_reading`).
     """
     a = cfg.attacks
     attack = build_method(a, method, mode)
     oracle = Oracle(model, attack.oracle_budget(), batch_size=a.oracle_batch_size, device=device,
-                    mode=attack.oracle_mode)
+                    mode=attack.oracle_mode, rounds=rounds)
     targeted = mode == "targeted"
     task = AttackTask(x, int(label), int(target) if targeted else None, features, candidates,
                       seed=cfg.seed, seed_keys=seed_keys, hints=dict(hints or {}))
     outcome = attack(oracle, task)
     del oracle
     check = confirm(model, x.to(device), outcome.x_adv.to(device), label, task.target, a.eps)
+    # the mean reading of success (MAP ≤ ε): the returned video on an L∞ success (its
+    # float check's top-1 is reused), else the attack's fallback, if it has one
+    if check["success"]:
+        mean = mean_reading(model, x.to(device), outcome.x_adv.to(device), label, task.target, a.eps,
+                            pred=check["pred_float"])
+    else:
+        fallback = None if outcome.fallback is None else outcome.fallback.to(device)
+        mean = mean_reading(model, x.to(device), fallback, label, task.target, a.eps)
     record = {
         "method": method, "mode": mode, "label": int(label), "target": task.target,
         "clean_label_seen": outcome.clean_label,
         "attack_claimed_success": outcome.success,
         **check,
+        **mean,
         "queries": outcome.queries, "queries_by_phase": outcome.queries_by_phase,
         "queries_best_episode": outcome.best_episode_queries, "best_episode": outcome.best_episode,
         "budget": attack.context.budget, "budget_scope": a.budget_scope, "eps": a.eps,
@@ -137,6 +151,14 @@ def video_data(cfg: Config, dataset: str, mode: str, row, store, features: np.nd
     return feats, pick, data_sha
 
 
+def video_groups(video_ids: list, in_flight: int) -> list[list]:
+    """A shard's videos (in order) in consecutive groups of ``in_flight``, each group
+    attacked side by side (:mod:`sva.blackbox.rounds`)."""
+    if in_flight < 1:
+        raise ValueError(f"in_flight must be >= 1, got {in_flight}")
+    return [list(video_ids[i:i + in_flight]) for i in range(0, len(video_ids), in_flight)]
+
+
 def run_shard(
     cfg: Config, dataset: str, victim: str, method: str, mode: str, shard: int,
     attack_set: pd.DataFrame, store, features: np.ndarray, model: nn.Module, device: torch.device,
@@ -145,70 +167,136 @@ def run_shard(
 ) -> list[dict]:
     """Attack this shard's videos; one record per video under ``out_dir/videos/``.
 
-    ``out_dir`` is shared by every shard of a (mode, dataset, victim, method), so a
-    change of the shard count reuses every finished video. A video whose record exists
-    under the same :func:`~sva.pipeline.provenance.record_key` (attack settings, victim checkpoint
-    ``victim_sha256``, the video's data, the attack code) is not attacked again: that
-    is how a killed job resumes. A record under another key is recomputed, never
-    reused. Each attacked or reused video gets one log line. Returns the shard's records.
+    ``out_dir`` is shared by every shard of a (mode, dataset, victim, method). The
+    shard's videos are attacked ``attacks.videos_in_flight`` at a time
+    (:func:`video_groups`): the attacks of a group run side by side and their queries
+    share the victim's batches (:mod:`sva.blackbox.rounds`). A video whose record exists
+    under the same :func:`~sva.pipeline.provenance.record_key` (attack settings, victim
+    checkpoint ``victim_sha256``, the video's data, the attack code and, with more than
+    one video in flight, the videos of its group) is not attacked again: that is how a
+    killed job resumes. A group is reused only whole: a group with a missing or stale
+    record is attacked again whole, so that every video's batches are those of an
+    uninterrupted run. With one video in flight a change of the shard count reuses
+    every finished video. Each attacked or reused video gets one log line. Returns the
+    shard's records in the shard's video order.
     """
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
     rows = attack_set.set_index("video_id")
     mine = assign_shard(list(rows.index), cfg.attacks.shards, shard)
-    records = []
+    in_flight = cfg.attacks.videos_in_flight
     train_idx = store.split_indices("train")
-    for video_id in tqdm(mine, desc=f"{dataset}/{victim}/{method}/{mode} shard {shard}", disable=not progress or bars_off(),
-                         mininterval=5.0):
-        row = rows.loc[video_id]
-        rec_path = out_dir / "videos" / f"{video_id}.json"
-        feats, pick, data_sha = video_data(cfg, dataset, mode, row, store, features, train_idx)
-        hints = dependency_hints(method, out_dir, video_id)
-        if hints:  # what the method reads from other methods' records is part of its input
-            data_sha = stable_hash({"data": data_sha, "hints": hints})
-        key = record_key(cfg, dataset=dataset, victim=victim, method=method, mode=mode, video_id=video_id,
-                         victim_sha256=victim_sha256, data_sha256=data_sha)
-        if rec_path.exists():
-            old = json.loads(rec_path.read_text())
-            if old.get("record_key") == key:
-                log.info("%s", _video_line(old, reused=True))
-                records.append(old)
-                continue
-            log.info("%s/%s %s %s %s: stored record has another key (%s != %s); attacking again",
-                     dataset, victim, method, mode, video_id, old.get("record_key"), key)
-        idx = int(row["idx"])
-        x = store.as_float(idx).to(device)
-        target = int(row["target_label"]) if mode == "targeted" else None
-        candidates = None if pick is None else torch.stack([store.as_float(int(i)) for i in pick]).to(device)
-        started = time.time()
-        fields, outcome = attack_video(cfg, method, mode, model, x, int(row["label"]), target,
-                                       torch.from_numpy(feats), candidates, (dataset, victim, method, mode, video_id),
-                                       device, hints)
-        finished = time.time()
-        record = {"dataset": dataset, "victim": victim, "video_id": video_id, "idx": idx, "shard": shard,
-                  "seed": cfg.seed, "record_key": key, "victim_sha256": victim_sha256, "data_sha256": data_sha,
-                  "code_fingerprint": code_fingerprint("attack_shard", method), **fields,
-                  "started_at": started, "finished_at": finished, "job_seconds": finished - started,
-                  "device": str(device), "peak_rss_mib": _peak_rss_mib()}
-        adv_path = out_dir / "videos" / f"{video_id}.npz"
-        png_path = out_dir / "videos" / f"{video_id}.png"
-        with atomic.atomic_path(adv_path) as tmp:
-            np.savez_compressed(tmp, x_adv=outcome.x_adv.cpu().numpy(), mask=outcome.mask.numpy())
-        from sva.evaluation.strips import perturbation_strip
+    done: dict[str, dict] = {}
+    bar = tqdm(total=len(mine), desc=f"{dataset}/{victim}/{method}/{mode} shard {shard}",
+               disable=not progress or bars_off(), mininterval=5.0)
+    for group in video_groups(mine, in_flight):
+        jobs = []
+        for video_id in group:
+            row = rows.loc[video_id]
+            feats, pick, data_sha = video_data(cfg, dataset, mode, row, store, features, train_idx)
+            hints = dependency_hints(method, out_dir, video_id)
+            if hints:  # what the method reads from other methods' records is part of its input
+                data_sha = stable_hash({"data": data_sha, "hints": hints})
+            key = record_key(cfg, dataset=dataset, victim=victim, method=method, mode=mode, video_id=video_id,
+                             victim_sha256=victim_sha256, data_sha256=data_sha,
+                             batched_with=group if in_flight > 1 else None)
+            jobs.append(_VideoJob(video_id, row, feats, pick, data_sha, hints, key))
+        stored = [_stored_record(out_dir, j) for j in jobs]
+        if all(r is not None for r in stored):
+            for r in stored:
+                log.info("%s", _video_line(r, reused=True))
+                done[r["video_id"]] = r
+            bar.update(len(group))
+            continue
 
-        title = (f"{dataset}/{victim} {method} {mode} {video_id}: label {record['label']} → {record['pred_float']}"
-                 f"  MAP {record['map']:.3f}  S {100 * record['sparsity']:.0f}%  Q {record['queries']}"
-                 f"  {'success' if record['success'] else 'failed'}")
-        perturbation_strip(x.cpu(), outcome.x_adv.cpu(), png_path, title)
-        record["adv_path"] = adv_path.name
-        record["strip_path"] = png_path.name
-        atomic.write_json(rec_path, record)
-        log.info("%s", _video_line(record))
-        if on_record is not None:
-            on_record(record, png_path, rec_path)
-        records.append(record)
-    return records
+        def finish(i: int, result: tuple, jobs=jobs) -> None:
+            record = _write_video(cfg, dataset, victim, method, mode, shard, jobs[i], result, out_dir,
+                                  victim_sha256, device, on_record)
+            done[record["video_id"]] = record
+            bar.update(1)
+
+        def attack_one(job: _VideoJob, client: RoundClient | None = None) -> tuple:
+            return _attack_job(cfg, dataset, victim, method, mode, store, job, model, device, client)
+
+        if len(jobs) == 1:
+            finish(0, attack_one(jobs[0]))
+        else:
+            rounds = VideoRounds(model, cfg.attacks.oracle_batch_size)
+            run_side_by_side(rounds, [lambda c, j=j: attack_one(j, c) for j in jobs], on_done=finish)
+            log.info("%s/%s %s %s: %d videos side by side in %d rounds, %d forward passes of %.1f videos on average",
+                     dataset, victim, method, mode, len(jobs), rounds.rounds, rounds.forwards,
+                     rounds.rows / max(rounds.forwards, 1))
+    bar.close()
+    return [done[v] for v in mine]
+
+
+class _VideoJob:
+    """What one video's attack needs from the shard (cheap: no float tensors)."""
+
+    def __init__(self, video_id, row, feats, pick, data_sha, hints, key):
+        self.video_id, self.row, self.feats, self.pick = video_id, row, feats, pick
+        self.data_sha, self.hints, self.key = data_sha, hints, key
+
+
+def _stored_record(out_dir: Path, job: _VideoJob) -> dict | None:
+    """The stored record of ``job``'s video if it has ``job``'s key, else None (logged)."""
+    rec_path = out_dir / "videos" / f"{job.video_id}.json"
+    if not rec_path.exists():
+        return None
+    old = json.loads(rec_path.read_text())
+    if old.get("record_key") == job.key:
+        return old
+    log.info("%s %s: stored record has another key (%s != %s); attacking again",
+             rec_path, job.video_id, old.get("record_key"), job.key)
+    return None
+
+
+def _attack_job(cfg: Config, dataset: str, victim: str, method: str, mode: str, store, job: _VideoJob,
+                model: nn.Module, device: torch.device, client: RoundClient | None) -> tuple:
+    """Attack one video of the shard; returns (x, record fields, outcome, started, finished)."""
+    row = job.row
+    x = store.as_float(int(row["idx"])).to(device)
+    target = int(row["target_label"]) if mode == "targeted" else None
+    candidates = None if job.pick is None else torch.stack([store.as_float(int(i)) for i in job.pick]).to(device)
+    started = time.time()
+    fields, outcome = attack_video(cfg, method, mode, model, x, int(row["label"]), target,
+                                   torch.from_numpy(job.feats), candidates,
+                                   (dataset, victim, method, mode, job.video_id), device, job.hints, rounds=client)
+    return x, fields, outcome, started, time.time()
+
+
+def _write_video(cfg: Config, dataset: str, victim: str, method: str, mode: str, shard: int, job: _VideoJob,
+                 result: tuple, out_dir: Path, victim_sha256: str, device: torch.device,
+                 on_record: Callable[[dict, Path, Path], None] | None) -> dict:
+    """Write one attacked video's adversarial video, strip and record (in that order, each
+    atomically: the record last, so a record on disk means a finished video)."""
+    from sva.evaluation.strips import perturbation_strip
+
+    x, fields, outcome, started, finished = result
+    video_id = job.video_id
+    record = {"dataset": dataset, "victim": victim, "video_id": video_id, "idx": int(job.row["idx"]), "shard": shard,
+              "seed": cfg.seed, "record_key": job.key, "victim_sha256": victim_sha256, "data_sha256": job.data_sha,
+              "code_fingerprint": code_fingerprint("attack_shard", method), **fields,
+              "videos_in_flight": cfg.attacks.videos_in_flight,
+              "started_at": started, "finished_at": finished, "job_seconds": finished - started,
+              "device": str(device), "peak_rss_mib": _peak_rss_mib()}
+    rec_path = out_dir / "videos" / f"{video_id}.json"
+    adv_path = out_dir / "videos" / f"{video_id}.npz"
+    png_path = out_dir / "videos" / f"{video_id}.png"
+    with atomic.atomic_path(adv_path) as tmp:
+        np.savez_compressed(tmp, x_adv=outcome.x_adv.cpu().numpy(), mask=outcome.mask.numpy())
+    title = (f"{dataset}/{victim} {method} {mode} {video_id}: label {record['label']} → {record['pred_float']}"
+             f"  MAP {record['map']:.3f}  S {100 * record['sparsity']:.0f}%  Q {record['queries']}"
+             f"  {'success' if record['success'] else 'failed'}")
+    perturbation_strip(x.cpu(), outcome.x_adv.cpu(), png_path, title)
+    record["adv_path"] = adv_path.name
+    record["strip_path"] = png_path.name
+    atomic.write_json(rec_path, record)
+    log.info("%s", _video_line(record))
+    if on_record is not None:
+        on_record(record, png_path, rec_path)
+    return record
 
 
 def _video_line(r: dict, reused: bool = False) -> str:
@@ -218,4 +306,4 @@ def _video_line(r: dict, reused: bool = False) -> str:
             f"S={100 * r['sparsity']:.1f}% {r['wall_seconds']:.1f}s" + (" (reused: same record key)" if reused else ""))
 
 
-__all__ = ["assign_shard", "attack_video", "build_method", "record_key", "video_data", "run_shard"]
+__all__ = ["assign_shard", "attack_video", "build_method", "record_key", "video_data", "video_groups", "run_shard"]

@@ -56,6 +56,9 @@ class AttacksBase(StrictModel):
         "gets the whole budget (the paper's reading)")
     oracle_batch_size: PositiveInt = Field(16, description="videos per victim forward pass")
     shards: PositiveInt = Field(2, description="attack jobs per (dataset, victim, method, mode)")
+    videos_in_flight: PositiveInt = Field(
+        1, description="videos a shard attacks side by side, their queries merged into the victim's batches "
+        "(1: one video at a time); see docs/attacks.md")
     untargeted: UntargetedCfg = UntargetedCfg()
     targeted: TargetedCfg = TargetedCfg()
 

@@ -55,7 +55,7 @@ STAGE_FUNCTIONS = {
 MODULE_DATA = {"sva.evaluation.paper": ("evaluation/paper_numbers.yaml",)}
 
 #: the attack settings every method reads (besides its mode's block and its own block)
-ATTACK_COMMON = ("eps", "budget_scope", "oracle_batch_size")
+ATTACK_COMMON = ("eps", "budget_scope", "oracle_batch_size", "videos_in_flight")
 
 
 # -- code fingerprints ---------------------------------------------------------------------
@@ -231,15 +231,19 @@ def stage_key(cfg: Config, stage: str, **wildcards: str | None) -> str:
 
 
 def record_key(cfg: Config, *, dataset: str, victim: str, method: str, mode: str, video_id: str,
-               victim_sha256: str, data_sha256: str) -> str:
+               victim_sha256: str, data_sha256: str, batched_with: list[str] | None = None) -> str:
     """The key of one per-video attack record (16 hex chars).
 
     Covers the seed, the attack settings (not the job selection: methods, modes, shard
     count), the job's identity, the victim checkpoint's content hash, the hash of the
-    video's data (frames, features, label, target, target-class candidates) and the
-    attack code's fingerprint.
+    video's data (frames, features, label, target, target-class candidates), the
+    attack code's fingerprint and, when several videos are attacked side by side, the
+    ids of the videos that shared the victim's batches (``batched_with``: a video's
+    answers can differ in their last float bits with the rows it shared a forward pass
+    with, so its record is that of this group).
     """
-    return stable_hash({
+    extra = {"batched_with": [str(v) for v in batched_with]} if batched_with is not None else {}
+    return stable_hash({**extra,
         "seed": cfg.seed, "attacks": attack_settings(cfg, method, mode),
         "job": [dataset, victim, method, mode, str(video_id)],
         "victim_sha256": victim_sha256, "data_sha256": data_sha256,

@@ -110,9 +110,30 @@ def test_every_attack_meets_the_contract(method, mode, victim, monkeypatch):
     if record["success"]:
         assert record["linf"] <= eps + 1e-6
         assert float((outcome.x_adv - x).abs().max()) <= eps + 1e-6
-    else:
-        assert torch.equal(outcome.x_adv, x) and not mask.any()
+    else:  # the clean video; the mask is empty unless it covers a fallback's frames
+        assert torch.equal(outcome.x_adv, x) and (outcome.fallback is not None or not mask.any())
     assert outcome.x_adv.dtype == torch.float32 and 0 <= float(outcome.x_adv.min()) <= float(outcome.x_adv.max()) <= 1
+
+    # a fallback (the closest adversarial video, beyond ε in L∞) only comes with an L∞
+    # failure, lies on the mask's frames, is a video, and is what the mean reading judges
+    fallback = outcome.fallback
+    if fallback is not None:
+        assert not record["success"]
+        assert fallback.dtype == torch.float32 and fallback.shape == x.shape
+        assert torch.equal(fallback[~mask], x[~mask])
+        assert 0 <= float(fallback.min()) <= float(fallback.max()) <= 1
+        assert float((fallback - x).abs().max()) > eps
+        with torch.no_grad():  # and it meets the goal (the victim itself, uncounted)
+            model.counting = False
+            top = int(model(fallback[None]).argmax(1))
+        assert top == record["target"] if mode == "targeted" else top != record["label"]
+        assert record["map_mean_reading"] == pytest.approx(255 * float((fallback.double() - x.double()).abs().mean()))
+    elif not record["success"]:
+        assert record["map_mean_reading"] is None and record["success_mean_reading"] is False
+    # every L∞ success is a success under the mean reading (MAP ≤ 255·L∞ ≤ 255·ε)
+    assert isinstance(record["success_mean_reading"], bool)
+    if record["success"]:
+        assert record["success_mean_reading"] and record["map_mean_reading"] == record["map"]
     if victim == "linear" and mode == "untargeted":  # the easiest problem there is
         assert record["success"], f"{method} fails the near-boundary untargeted toy"
 

@@ -56,6 +56,8 @@ def test_bounds_and_budgets(paper):
     assert a.oracle_batch_size == 16
     # paper silent (job layout only); schema default
     assert a.shards == 2
+    # paper silent (throughput only): videos attacked side by side in a shard
+    assert a.videos_in_flight == 8
     # Algorithm 2 lines 10-15: only a confirmed iterate is accepted, never a probe
     assert a.untargeted.accept_probes is False
 

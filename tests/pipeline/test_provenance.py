@@ -123,6 +123,11 @@ def test_record_key_covers_settings_checkpoint_data_but_not_job_selection(cfg):
     assert provenance.record_key(cfg, **ids, victim_sha256="b" * 64, data_sha256="d") != base
     assert provenance.record_key(cfg, **ids, victim_sha256="a" * 64, data_sha256="e") != base
     assert provenance.record_key(cfg, **{**ids, "video_id": "v2"}, victim_sha256="a" * 64, data_sha256="d") != base
+    # videos attacked side by side: the number in flight and the group are part of the key
+    assert provenance.record_key(other(videos_in_flight=2), **ids, victim_sha256="a" * 64, data_sha256="d") != base
+    pair = provenance.record_key(cfg, **ids, victim_sha256="a" * 64, data_sha256="d", batched_with=["v1", "v2"])
+    assert pair != base and pair != provenance.record_key(cfg, **ids, victim_sha256="a" * 64, data_sha256="d",
+                                                          batched_with=["v1", "v3"])
 
 
 def test_content_hashes(tmp_path):

@@ -17,11 +17,9 @@ from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
-from torch import Tensor
 
 from sva.attacks.base import Attack, AttackOutcome, AttackTask, first_look, register_attack
-from sva.attacks.fgsm import EpisodeResult
-from sva.attacks.perturber import SparsePerturber, best_outcome, episode_log, episode_map, min_budget
+from sva.attacks.perturber import EpisodeChoice, SparsePerturber, episode_log, episode_map, min_budget
 from sva.attacks.rl.agent import FrameAgent, Reinforce, sample_actions
 from sva.attacks.rl.rewards import RewardWeights, attack_reward
 from sva.blackbox.lockstep import run_lockstep
@@ -135,7 +133,7 @@ class SVA(Attack):
         learner = Reinforce(agent, lr=s.lr)
         mask_gen = _child(_child_seed(generator), "cpu")
         feats = task.features.float().cpu()
-        best: tuple[float, int, EpisodeResult, Tensor] | None = None
+        choice = EpisodeChoice(x)
         episodes: list[dict] = []
         epochs: list[dict] = []
         for epoch in range(s.epochs):
@@ -159,12 +157,11 @@ class SVA(Attack):
                 idx = len(episodes)
                 episodes.append(episode_log(res, x, mask, epoch=epoch, episode=idx, r_attack=r_att, reward=reward))
                 batch.append((mask, reward))
-                if res.success and (best is None or map255 < best[0]):
-                    best = (map255, idx, res, mask)
+                choice.offer(idx, res, mask)
             if not batch:
                 break
             stats = learner.update(feats, batch)
             epochs.append({"epoch": epoch, **stats, "episodes": len(batch)})
             if len(batch) < s.episodes:
                 break
-        return best_outcome(oracle, x, clean_label, best, episodes, epochs)
+        return choice.outcome(oracle, clean_label, episodes, epochs)

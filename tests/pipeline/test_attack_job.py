@@ -1,0 +1,110 @@
+"""A shard's videos attacked side by side (``attacks.videos_in_flight``): grouping,
+record keys, resumption by whole groups, records equal to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sva.pipeline import provenance
+from sva.pipeline.attack_job import run_shard, video_groups
+from sva.pipeline.config import load_config, validate_config
+
+pytestmark = pytest.mark.slow  # builds the tiny project (shared with the workflow tests)
+
+
+def test_video_groups():
+    assert video_groups(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
+    assert video_groups(["a", "b"], 1) == [["a"], ["b"]]
+    with pytest.raises(ValueError):
+        video_groups(["a"], 0)
+
+
+def _shard_inputs(folder: Path, in_flight: int, method: str = "dense"):
+    import torch
+
+    from sva.data.snippets import load_snippets
+    from sva.victims.checkpoints import load_victim
+
+    data = load_config(folder / "params.yaml").model_dump(mode="json")
+    data["attacks"].update(methods=["sva", "dense"], shards=1, videos_in_flight=in_flight)
+    data["attacks"]["untargeted"]["budget"] = 400
+    cfg = validate_config(data, "in-flight test")
+    model, _ = load_victim(folder / "results/victims/tiny/c3d.pt", "cpu", expect="c3d")
+    store = load_snippets(folder / "data/snippets/tiny")
+    # five test videos, each labelled as the victim labels it (the tiny attack set may
+    # hold a single video; a group needs several)
+    test_idx = store.split_indices("test")[:5]
+    with torch.no_grad():
+        pred = model(torch.stack([store.as_float(int(i)) for i in test_idx])).argmax(1).tolist()
+    index = store.index.set_index("idx").loc[test_idx].reset_index()
+    aset = pd.DataFrame({"idx": index["idx"].astype(int), "video_id": index["video_id"], "label": pred,
+                         "target_label": [(p + 1) % 2 for p in pred]})
+    feats = np.load(folder / "data/features/tiny/features.npy", mmap_mode="r")
+    return (cfg, "tiny", "c3d", method, "untargeted", 0, aset, store, feats, model, torch.device("cpu")), "s" * 64
+
+
+def _strip(rec: dict) -> dict:
+    """A record without what differs between two runs of the same attack (times, memory)."""
+    drop = {"started_at", "finished_at", "job_seconds", "wall_seconds", "peak_rss_mib", "episodes", "epochs"}
+    return {k: v for k, v in rec.items() if k not in drop}
+
+
+def test_in_flight_shard_groups_keys_and_resumes_whole_groups(tiny_project, tmp_path):
+    folder, _ = tiny_project
+    args, sha = _shard_inputs(folder, in_flight=2)
+    out = tmp_path / "grouped"
+    first = run_shard(*args, out, sha, progress=False)
+    aset = args[6]
+    assert [r["video_id"] for r in first] == sorted(aset["video_id"]) and len(first) == 5
+    assert all(r["videos_in_flight"] == 2 for r in first)
+    # each record's key names the videos it shared batches with
+    cfg = args[0]
+    groups = video_groups(sorted(aset["video_id"]), 2)
+    for r in first:
+        group = next(g for g in groups if r["video_id"] in g)
+        assert r["record_key"] == provenance.record_key(
+            cfg, dataset="tiny", victim="c3d", method="dense", mode="untargeted", video_id=r["video_id"],
+            victim_sha256=sha, data_sha256=r["data_sha256"], batched_with=group)
+    # a run killed inside the first group: only its first video's record survives
+    killed = tmp_path / "killed"
+    (killed / "videos").mkdir(parents=True)
+    v0 = groups[0][0]
+    for suffix in (".json", ".npz", ".png"):
+        shutil.copy2(out / "videos" / f"{v0}{suffix}", killed / "videos" / f"{v0}{suffix}")
+    for g in groups[1:]:  # later groups finished whole
+        for v in g:
+            for suffix in (".json", ".npz", ".png"):
+                shutil.copy2(out / "videos" / f"{v}{suffix}", killed / "videos" / f"{v}{suffix}")
+    stamp = {v: os.stat(killed / "videos" / f"{v}.json").st_mtime_ns for g in groups[1:] for v in g}
+    stamp0 = os.stat(killed / "videos" / f"{v0}.json").st_mtime_ns
+    resumed = run_shard(*args, killed, sha, progress=False)
+    # the partial group was attacked again whole (its first video rewritten), the rest reused
+    assert os.stat(killed / "videos" / f"{v0}.json").st_mtime_ns != stamp0
+    assert stamp == {v: os.stat(killed / "videos" / f"{v}.json").st_mtime_ns for v in stamp}
+    assert [_strip(r) for r in resumed] == [_strip(r) for r in first]
+    # same config, fresh folder: the same records (deterministic rounds)
+    again = run_shard(*args, tmp_path / "again", sha, progress=False)
+    assert [_strip(r) for r in again] == [_strip(r) for r in first]
+    for r in first:
+        a = np.load(out / "videos" / f"{r['video_id']}.npz")["x_adv"]
+        b = np.load(tmp_path / "again" / "videos" / f"{r['video_id']}.npz")["x_adv"]
+        assert np.array_equal(a, b)
+
+
+def test_one_video_in_flight_keeps_the_plain_key(tiny_project, tmp_path):
+    folder, _ = tiny_project
+    args, sha = _shard_inputs(folder, in_flight=1)
+    recs = run_shard(*args, tmp_path / "one", sha, progress=False)
+    cfg = args[0]
+    for r in recs:
+        assert r["record_key"] == provenance.record_key(
+            cfg, dataset="tiny", victim="c3d", method="dense", mode="untargeted", video_id=r["video_id"],
+            victim_sha256=sha, data_sha256=r["data_sha256"])
+    assert json.loads((tmp_path / "one" / "videos" / f"{recs[0]['video_id']}.json").read_text())["videos_in_flight"] == 1
