@@ -10,17 +10,24 @@ ratios is reported with its range. Target: ratio ≥ 0.90 for the score-based me
 costs at most 10% of the victim's time).
 
     .venv/bin/python benchmarks/attack_throughput.py [--config params.yaml] [--victim c3d] \\
-        [--method sva] [--blocks 5] [--block-seconds 2] [--in-flight 1 --in-flight 4]
+        [--method sva] [--blocks 5] [--block-seconds 2] [--in-flight 1 --in-flight 4] [--run .]
 
-Victims are built from the config with random weights (throughput does not depend on
-the weights). An attack block runs the method on fresh videos, one after another, until
-the block's time is up; every query counts. Peak resident memory is printed too.
+With ``--run DIR`` (e.g. ``--run .`` after ``make demo``) the victims are the run's
+trained checkpoints and the videos its attack set: use it for the hard-label methods,
+whose path depends on the victim (on a random-weight victim no random direction flips
+the label, so Opt-attack ends after its start). Without it the victims are built from
+the config with random weights (the score-based methods' work does not depend on the
+weights). An attack block runs the method on videos ``start, start+1, …`` (cycling
+through the set with new seeds), ``--in-flight k`` at a time, until the block's time is
+up; a started group finishes, so a block can run longer than ``--block-seconds``; every
+query counts. Peak resident memory is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+from pathlib import Path
 import statistics
 import time
 
@@ -45,6 +52,21 @@ def raw_block(model, batch: torch.Tensor, seconds: float) -> float:
             model(batch)
             n += batch.shape[0]
         return n / (time.perf_counter() - t0)
+
+
+def trained_case(run: Path, dataset: str, victim: str, device) -> tuple[torch.nn.Module, torch.Tensor, list[int]]:
+    """The trained ``victim`` of a finished run in folder ``run`` and its attack-set
+    videos with their labels (float32 ``(N, T, 3, H, W)``)."""
+    import pandas as pd
+
+    from sva.data.snippets import load_snippets
+    from sva.victims.checkpoints import load_victim
+
+    model, _ = load_victim(run / "results" / "victims" / dataset / f"{victim}.pt", device, expect=victim)
+    aset = pd.read_csv(run / "results" / "attack_sets" / f"{dataset}.csv")
+    store = load_snippets(run / "data" / "snippets" / dataset)
+    videos = torch.stack([store.as_float(int(i)) for i in aset["idx"]]).to(device)
+    return model.eval(), videos, [int(v) for v in aset["label"]]
 
 
 def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int], seconds: float, device,
@@ -88,6 +110,9 @@ def main() -> None:
     ap.add_argument("--block-seconds", type=float, default=2.0)
     ap.add_argument("--budget", type=int, default=3000, help="queries per attacked video")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--run", default=None,
+                    help="folder of a finished run (e.g. . after make demo): attack its trained victims and "
+                    "attack-set videos, so the hard-label attacks go through every phase; default: random weights")
     ap.add_argument("--in-flight", type=int, action="append",
                     help="videos attacked side by side (repeatable; default: 1 and attacks.videos_in_flight, "
                     "or 1 and 4 when that is 1)")
@@ -111,13 +136,18 @@ def main() -> None:
     in_flight = args.in_flight or sorted({1, cfg.attacks.videos_in_flight if cfg.attacks.videos_in_flight > 1 else 4})
     print(f"device {device}, threads {args.threads}, video {t}x3x{h}x{w}, oracle batch {bs}, "
           f"keep_cpu_memory {kept}, {args.blocks} interleaved blocks of {args.block_seconds:g}s")
+    dataset = next(iter(cfg.datasets))
     for name in args.victim or cfg.victims.models:
-        model = build_victim(name, cfg.victims, classes, (h, w), num_frames=t, seed=cfg.seed).to(device).eval()
         g = torch.Generator().manual_seed(1)
-        videos = torch.rand(64, t, 3, h, w, generator=g).to(device)
-        batch = torch.rand(bs, t, 3, h, w, generator=g).to(device)
-        with torch.inference_mode():
-            labels = model(videos).argmax(1).tolist()
+        if args.run is not None:  # the run's trained victim and its attack set: every phase of every attack runs
+            model, videos, labels = trained_case(Path(args.run), dataset, name, device)
+            print(f"{name}: trained victim and {len(labels)} attack-set videos from {args.run}")
+        else:
+            model = build_victim(name, cfg.victims, classes, (h, w), num_frames=t, seed=cfg.seed).to(device).eval()
+            videos = torch.rand(64, t, 3, h, w, generator=g).to(device)
+            with torch.inference_mode():
+                labels = model(videos).argmax(1).tolist()
+        batch = torch.rand(bs, *videos.shape[1:], generator=g).to(device)
         for method in methods:
             attack_block(cfg, method, model, videos, labels, 0.5, device, 200, 0)  # warm-up: imports, allocator
             for k in in_flight:

@@ -33,8 +33,9 @@ def test_attacked_videos(paper):
 
 def test_methods_and_modes(paper):
     a = paper.attacks
-    # §4.4 Tables 3/4 (SVA) and §4.5.1 Table 5 ("No RL" = the dense baseline)
-    assert a.methods == ["sva", "dense"]
+    # §4.4 Tables 3/4 (SVA, Opt-attack, Heuristic-attack) and §4.5.1 Table 5 ("No RL" =
+    # the dense baseline)
+    assert a.methods == ["sva", "dense", "opt", "heuristic"]
     # §4.4: Table 3 un-targeted and Table 4 targeted are both paper experiments
     assert a.modes == ["untargeted", "targeted"]
 
