@@ -26,7 +26,7 @@ is checked on the victim directly (uncounted, as the evaluator does).
 
 Norms. ART's Sign-OPT is L2 only (θ, the probe directions u and g(θ) are all in L2;
 ``art/attacks/evasion/sign_opt.py`` has no norm parameter). Ours (``sign_opt``) is L∞
-only. So three attacks are compared:
+by default and L2 with its setting ``geometry: l2``. So three attacks are compared:
 
 * ``ours``: our ``sign_opt`` exactly as the project runs it (L∞), except
   ``stop_at_eps: false`` so that it spends the whole budget as ART does;
@@ -34,11 +34,11 @@ only. So three attacks are compared:
   directions, k = Q = 200 probes, α = 0.2, smoothing 0.001 — ART's ``epsilon`` —,
   tolerance 0.001/500 — ART's ``beta``/500 —), ``max_iter`` unbounded and
   ``query_limit`` = the budget;
-* ``ours_l2``: our ``sign_opt`` code in L2 geometry (:class:`SignOptL2`, a
-  benchmark-only adaptation, not a project method): the module's three norm helpers
-  (``unit``, ``units_``, ``linf``) swapped for L2 ones while it runs, and the start
-  normalised in L2. Everything else — the search of g, the sign estimate, the
-  step-size search, the stopping rules, the query accounting — is the project's code.
+* ``ours_l2``: our ``sign_opt`` with ``geometry: l2`` (``docs/baselines.md``, "L2
+  geometry"), otherwise as ``ours``: θ, the probes and g(θ) in L2, the start checked
+  at ``x + θ`` and normalised in L2. Like every geometry of the project's method it
+  returns the answered adversarial video closest in **L∞** (the success criterion's
+  norm); ART returns its closest in L2.
   ``ours_l2`` against ``art`` is the like-for-like (same norm) check of the
   implementation; ``ours`` against ``art`` answers the project's question (on the L∞
   criterion, would ART's Sign-OPT be the stronger baseline?).
@@ -46,18 +46,16 @@ only. So three attacks are compared:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sva.attacks import opt
 from sva.attacks.base import AttackTask
 from sva.attacks.opt import SignOptAttack, SignOptSettings
 from sva.attacks.settings import AttackContext, UntargetedCfg
@@ -221,60 +219,12 @@ class OracleClassifier:
         return out
 
 
-# -- our Sign-OPT in L2 geometry (benchmark only) ----------------------------------------------------
-
-
-def unit_l2(theta: Tensor) -> Tensor | None:
-    """``θ / ‖θ‖₂`` (``None`` for the zero direction): L2 twin of ``opt.unit``."""
-    norm = float(theta.norm())
-    return theta / norm if norm > 0 else None
-
-
-def units_l2_(thetas: Tensor) -> Tensor:
-    """Each row of ``(B, ...)`` divided by its L2 norm, in place: L2 twin of ``opt.units_``."""
-    norms = thetas.flatten(1).norm(dim=1)
-    return thetas.div_(norms.view(-1, *([1] * (thetas.dim() - 1))))
+# -- distances ------------------------------------------------------------------------------------
 
 
 def l2_distance(x_adv: Tensor, x: Tensor) -> float:
-    """L2 distance (float64): L2 twin of ``linf`` where ``opt.Run.offer`` ranks videos."""
+    """The L2 distance of ``x_adv`` to ``x`` (float64; both float ``(T, 3, H, W)``)."""
     return float((x_adv.double() - x.double()).norm())
-
-
-@contextlib.contextmanager
-def l2_geometry() -> Iterator[None]:
-    """While inside: ``sva.attacks.opt`` normalises directions in L2 and keeps the
-    closest video in L2 (its ``unit``, ``units_`` and ``linf`` are looked up at call
-    time). Restored on exit. Single-threaded use only."""
-    saved = opt.unit, opt.units_, opt.linf
-    opt.unit, opt.units_, opt.linf = unit_l2, units_l2_, l2_distance
-    try:
-        yield
-    finally:
-        opt.unit, opt.units_, opt.linf = saved
-
-
-class SignOptL2(SignOptAttack):
-    """Our Sign-OPT code in L2 geometry, untargeted only (not registered: a benchmark
-    adaptation). The start is ``SignOptAttack._start`` with L2 norms (its
-    ``direction_norms`` and ``lambda_cap`` hooks): each Gaussian θ is checked at its own
-    length (the video ``x + θ``, clipped, as ART and the L∞ code do), then normalised in
-    L2."""
-
-    def run(self, oracle, task):
-        with l2_geometry():
-            return super().run(oracle, task)
-
-    lambda_cap = math.inf  # ‖θ‖₂ of a video-sized Gaussian is far above opt.LAMBDA_CAP
-
-    @staticmethod
-    def direction_norms(thetas: Tensor) -> Tensor:
-        return thetas.flatten(1).norm(dim=1)
-
-    def _start(self, run, task):
-        if run.target is not None:
-            raise NotImplementedError("SignOptL2 is untargeted only")
-        return super()._start(run, task)
 
 
 # -- one attack on one video -----------------------------------------------------------------------
@@ -338,15 +288,16 @@ def _result(method: str, index: int, model: nn.Module, log: QueryLog, oracle: Or
 def run_ours(model: nn.Module, x: Tensor, label: int, budget: int, *, norm: str = "linf", eps: float = 0.05,
              seed: int = 0, index: int = 0, batch_size: int = 16, checkpoints: Sequence[float] = CHECKPOINTS,
              settings: SignOptSettings | None = None) -> Result:
-    """Our ``sign_opt`` (``norm='linf'``, the project's) or :class:`SignOptL2` on one
-    video, untargeted, ``stop_at_eps: false`` unless ``settings`` say otherwise."""
+    """Our ``sign_opt`` on one video, untargeted, with ``geometry`` = ``norm``
+    (``'linf'``: the project's default; ``'l2'``: ``ours_l2``) and ``stop_at_eps: false``
+    unless ``settings`` say otherwise (their ``geometry`` is replaced by ``norm``)."""
     log = QueryLog(model, x, label)
     oracle = Oracle(log, budget, batch_size=batch_size, mode="label")
     # ε = ∞ in the context: the attack returns its closest video whatever its distance;
     # success at the project's ε is decided here, on the returned video
     context = AttackContext("untargeted", math.inf, UntargetedCfg(budget=budget))
-    cls = SignOptAttack if norm == "linf" else SignOptL2
-    attack = cls(context, settings or SignOptSettings(stop_at_eps=False))
+    base = settings or SignOptSettings(stop_at_eps=False)
+    attack = SignOptAttack(context, SignOptSettings(**{**base.model_dump(), "geometry": norm}))
     task = AttackTask(x, int(label), seed=seed, seed_keys=("art_reference", norm, index))
     t0 = time.perf_counter()
     outcome = attack(oracle, task)
@@ -460,6 +411,6 @@ def as_dict(result: Result) -> dict:
     return d
 
 
-__all__ = ["CHECKPOINTS", "METHODS", "LinearVideoVictim", "OracleClassifier", "QueryLog", "Result", "SignOptL2",
-           "Standardized", "art_attack", "as_dict", "compare", "l2_geometry", "linear_optimum", "paired", "run_art",
-           "run_ours", "summarize"]
+__all__ = ["CHECKPOINTS", "METHODS", "LinearVideoVictim", "OracleClassifier", "QueryLog", "Result", "Standardized",
+           "art_attack", "as_dict", "compare", "l2_distance", "linear_optimum", "paired", "run_art", "run_ours",
+           "summarize"]

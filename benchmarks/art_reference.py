@@ -19,7 +19,7 @@ Every attack gets a fresh label-mode :class:`~sva.blackbox.oracle.Oracle` of
 predict function asks the oracle (refused calls answer "not adversarial" and are
 reported). Methods (``art_adapter`` explains each): ``ours`` (the project's L∞
 ``sign_opt``, run to the budget), ``art`` (ART, L2: the only norm it has), ``ours_l2``
-(our code in L2 geometry, benchmark only). Reported per video and as medians: queries
+(our ``sign_opt`` with ``geometry: l2``, run to the budget). Reported per video and as medians: queries
 the oracle answered, refused calls, the returned video's L∞ / L2 / MAP (0–255) and
 success (adversarial and L∞ ≤ ε), the best adversarial video answered within 25 / 50 /
 100 % of the budget per norm, and the first query adversarial within ε.

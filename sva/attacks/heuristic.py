@@ -4,9 +4,9 @@ hard-label optimisation on a perturbation that is sparse in time (the frames a
 heuristic keeps) and in space (the salient regions of those frames).
 
 Label-only (``oracle_mode = "label"``), in the L∞ form of Cheng's formulation that
-:mod:`sva.attacks.opt` implements, which this method reuses: the start, the search of
-``g(θ)``, the step-size search, the stopping rules and the outcome are
-:class:`~sva.attacks.opt.ChengAttack`'s. What the method adds, in order:
+:mod:`sva.attacks.opt` implements (or its L2 form, setting ``geometry``), which this
+method reuses: the start, the search of ``g(θ)``, the step-size search, the stopping
+rules and the outcome are :class:`~sva.attacks.opt.ChengAttack`'s. What the method adds, in order:
 
 1. **the start** — ChengAttack's (untargeted: the best of ``init_directions`` Gaussian
    directions; targeted: the best target-class video ``task.candidates``), phase ``init``;
@@ -47,14 +47,13 @@ from pydantic import Field
 from torch import Tensor
 
 from sva.attacks.base import AttackOutcome, AttackTask, register_attack
-from sva.attacks.opt import (LAMBDA_CAP, OptAttack, OptSettings, Run, SearchResult, ray_video, unit,
-                             units_)
+from sva.attacks.opt import LAMBDA_CAP, OptAttack, OptSettings, Run, SearchResult, ray_video
 from sva.blackbox.lockstep import Ask, run_alone, run_lockstep
 from sva.blackbox.oracle import Answer, Oracle
 from sva.evaluation.metrics import mean_absolute_perturbation
 from sva.utils.settings import PositiveFloat
 
-#: bisection steps of :func:`radius_for` over [0, LAMBDA_CAP] (20 / 2^50 ≈ 2e-14 pixel units)
+#: bisection steps of :func:`radius_for` over [0, cap] (L∞: 20 / 2^50 ≈ 2e-14 pixel units)
 RADIUS_STEPS = 50
 
 
@@ -100,14 +99,16 @@ def salient_regions(x: Tensor, ratio: float) -> Tensor:
 # -- the perturbation measure (no query) ----------------------------------------------------------
 
 
-def radius_for(x: Tensor, theta: Tensor, level: float) -> float:
-    """The largest ray radius ``λ ≤ LAMBDA_CAP`` (pixel units) at which the video
-    ``clip(x + λθ, 0, 1)`` has a mean absolute perturbation (MAP, over all ``T·3·H·W``
-    values, in grey levels: SVA Eq. 12) of at most ``level``.
+def radius_for(x: Tensor, theta: Tensor, level: float, cap: float = LAMBDA_CAP) -> float:
+    """The largest ray radius ``λ ≤ cap`` at which the video ``clip(x + λθ, 0, 1)`` has
+    a mean absolute perturbation (MAP, over all ``T·3·H·W`` values, in grey levels: SVA
+    Eq. 12) of at most ``level``.
 
     The MAP grows monotonically with λ (clipping only stops a pixel), so a bisection
     finds it; the value returned satisfies the bound. ``x``, ``theta``: float
-    ``(T, 3, H, W)``. Computed from the clean video, no query.
+    ``(T, 3, H, W)``; ``λ`` and ``cap`` in the units of ``theta``'s geometry (L∞: pixel
+    units, ``cap`` = :data:`LAMBDA_CAP`; L2: ``run.geometry.lam_at(θ, LAMBDA_CAP)``).
+    Computed from the clean video, no query.
     """
     sel = theta != 0
     xs, ts, n = x[sel].double(), theta[sel].double(), x.numel()
@@ -115,9 +116,9 @@ def radius_for(x: Tensor, theta: Tensor, level: float) -> float:
     def p(lam: float) -> float:
         return float(((xs + lam * ts).clamp_(0.0, 1.0) - xs).abs_().sum() * 255.0 / n)
 
-    if p(LAMBDA_CAP) <= level:
-        return LAMBDA_CAP
-    lo, hi = 0.0, LAMBDA_CAP
+    if p(cap) <= level:
+        return cap
+    lo, hi = 0.0, cap
     for _ in range(RADIUS_STEPS):
         mid = 0.5 * (lo + hi)
         if p(mid) <= level:
@@ -127,15 +128,15 @@ def radius_for(x: Tensor, theta: Tensor, level: float) -> float:
     return lo
 
 
-def saturation_radius(x: Tensor, theta: Tensor) -> float:
+def saturation_radius(x: Tensor, theta: Tensor, cap: float = LAMBDA_CAP) -> float:
     """The radius beyond which ``clip(x + λθ, 0, 1)`` no longer changes (every pixel
-    that ``θ`` moves has reached 0 or 1), capped at ``LAMBDA_CAP``. ``x``, ``theta``:
-    float ``(T, 3, H, W)``; pixel units."""
+    that ``θ`` moves has reached 0 or 1), capped at ``cap``. ``x``, ``theta``: float
+    ``(T, 3, H, W)``; radii in the units of ``theta``'s geometry (as :func:`radius_for`)."""
     up, down = theta > 0, theta < 0
     room = torch.zeros_like(x, dtype=torch.float64)
     room[up] = (1.0 - x[up].double()) / theta[up].double()
     room[down] = x[down].double() / -theta[down].double()
-    return min(float(room.max()), LAMBDA_CAP) if room.numel() else 0.0
+    return min(float(room.max()), cap) if room.numel() else 0.0
 
 
 def bounded_search(run: Run, theta: Tensor, radius: float, tol: float,
@@ -155,9 +156,9 @@ def bounded_search(run: Run, theta: Tensor, radius: float, tol: float,
 def doubling_search(run: Run, theta: Tensor, hint: float, cap: float, tol: float,
                     phase: str) -> Generator[Ask, Answer, SearchResult]:
     """``g(θ)`` from the estimate ``hint``: one query at ``hint``, then at twice the
-    radius each time until the answer is adversarial or ``cap`` (pixel units) was asked
-    (``g = inf``: at most ``⌈log2(cap/hint)⌉ + 1`` queries); then bisect the last
-    bracket (from the clean video when ``hint`` is already adversarial) to ``tol``."""
+    radius each time until the answer is adversarial or ``cap`` (the geometry's units)
+    was asked (``g = inf``: at most ``⌈log2(cap/hint)⌉ + 1`` queries); then bisect the
+    last bracket (from the clean video when ``hint`` is already adversarial) to ``tol``."""
     lo, lam = 0.0, min(hint, cap)
     while True:
         res = yield from run.check(theta, lam, phase)
@@ -266,14 +267,18 @@ class HeuristicAttack(OptAttack):
         and search its ``g`` (phase ``regions``) from the start's ``g`` by doubling the
         radius up to where clipping stops changing the ray (:func:`doubling_search`,
         :func:`saturation_radius`). A ray not adversarial up to there leaves whole frames
-        (``sel.salient`` stays false) and the start's best video."""
+        (``sel.salient`` stays false) and the start's best video. The hint is the radius
+        of the same L∞ extent as the start's ``g`` (L∞: ``g`` itself)."""
         saved = run.best
         drop_outside(run, regions)
-        restricted = unit(theta * regions)
+        geo = run.geometry
+        restricted = geo.unit(theta * regions)
         res = SearchResult(math.inf, None)
         if restricted is not None:
-            res = run_alone(run.oracle, doubling_search(run, restricted, g, saturation_radius(run.x, restricted),
-                                                        run.tol(self.settings.beta), "regions"))
+            hint = geo.lam_at(restricted, geo.extent(theta, g))
+            cap = saturation_radius(run.x, restricted, geo.lam_at(restricted, LAMBDA_CAP))
+            res = run_alone(run.oracle, doubling_search(run, restricted, hint, cap, run.tol(self.settings.beta),
+                                                        "regions"))
         if res.video is None:  # not adversarial up to where the ray saturates (or no answer): whole frames
             run.best = saved
             if not res.complete:
@@ -286,25 +291,26 @@ class HeuristicAttack(OptAttack):
 
     def _bound_radius(self, run: Run, theta: Tensor, level: float, within_eps: bool) -> float:
         """The radius at which a frame set's unit direction ``theta`` must be adversarial
-        to be accepted: the video's MAP ≤ ``level`` grey levels, and L∞ ≤ ε when the
-        current set is already within ε."""
-        radius = radius_for(run.x, theta, level)
-        return min(radius, run.eps) if within_eps else radius
+        to be accepted: the video's MAP ≤ ``level`` grey levels, and L∞ ≤ ε (the ray's
+        L∞ extent) when the current set is already within ε."""
+        geo = run.geometry
+        radius = radius_for(run.x, theta, level, geo.lam_at(theta, LAMBDA_CAP))
+        return min(radius, geo.lam_at(theta, run.eps)) if within_eps else radius
 
     def _select_frames(self, run: Run, sel: Selection, theta: Tensor, g: float) -> tuple[Tensor, float]:
         """Frame importance (side by side, phase ``importance``), then the greedy removal
         (phase ``removal``). ``theta``: the unit start direction on ``sel.regions``, ``g``
         its boundary radius. Returns the kept frames' direction and its ``g``."""
-        x, s = run.x, self.settings
+        x, s, geo = run.x, self.settings, run.geometry
         frames = x.shape[0]
         tol = run.tol(s.beta)
 
         def without(keep: Tensor) -> Tensor | None:
-            """The start direction on the frames ``keep`` (bool ``(T,)``), unit L∞."""
-            return unit(theta * keep.view(-1, 1, 1, 1).to(x.device))
+            """The start direction on the frames ``keep`` (bool ``(T,)``), unit in the geometry's norm."""
+            return geo.unit(theta * keep.view(-1, 1, 1, 1).to(x.device))
 
         p_now = mean_absolute_perturbation(ray_video(x, theta, g), x)
-        level0, within0 = max(s.bound, p_now), g <= run.eps
+        level0, within0 = max(s.bound, p_now), geo.extent(theta, g) <= run.eps
         sel.selection_start = {"g": g, "map": p_now}
         # -- importance: g and MAP of the start direction without each frame -----------------------
         probes: dict[int, Tensor] = {}
@@ -338,7 +344,8 @@ class HeuristicAttack(OptAttack):
             else:
                 if (direction := without(trial)) is None:
                     continue
-                radius = self._bound_radius(run, direction, max(s.bound, p_now), g <= run.eps)
+                radius = self._bound_radius(run, direction, max(s.bound, p_now),
+                                            geo.extent(best_theta, g) <= run.eps)
                 res = run_alone(run.oracle, bounded_search(run, direction, radius, tol, "removal"))
             # accepted: answered adversarial within the bound (a try the budget cut may still have been)
             accepted = res.video is not None
@@ -360,11 +367,11 @@ class HeuristicAttack(OptAttack):
     def directions(self, theta: Tensor, generator: torch.Generator) -> Tensor:
         """Opt-attack's RGF directions (:meth:`sva.attacks.opt.OptAttack.directions`)
         with every Gaussian ``u_i`` zeroed outside the kept frames × regions before its
-        L∞ normalisation, so ``θ`` stays zero there."""
+        normalisation (L∞ or L2: the geometry), so ``θ`` stays zero there."""
         assert self._selection is not None, "directions are drawn after _start"
         support = self._selection.support.to(theta.dtype)
-        return units_(torch.randn((self.settings.directions, *theta.shape), generator=generator,
-                                  device=theta.device, dtype=theta.dtype).mul_(support))
+        return self.geometry.units_(torch.randn((self.settings.directions, *theta.shape), generator=generator,
+                                                device=theta.device, dtype=theta.dtype).mul_(support))
 
     # -- the outcome -------------------------------------------------------------------------------
 

@@ -29,6 +29,18 @@ keeps decreasing; otherwise quarter it until ``g`` decreases), and both stop as 
 as the returned video is within ε (``stop_at_eps``), when the budget cannot pay the
 next query, or when the step size collapses twice over (``min_beta``). Every choice
 the papers leave open is in ``docs/baselines.md``.
+
+**Geometry** (setting ``geometry``, default ``linf``). Everything above is the L∞ form.
+``geometry: l2`` is the authors' L2 form (``attack/OPT_attack.py``,
+``attack/Sign_OPT.py``): θ, the probe directions ``u`` and every step are normalised
+in L2 (``θ̂ = θ/‖θ‖₂``, ``‖u‖₂ = 1``), so ``λ`` and ``g`` are L2 radii of the unclipped
+ray. The limits of a search are set by the ray's L∞ extent ``λ·‖θ̂‖∞`` (the largest
+pixel change) in both geometries: ``g = ∞`` beyond an extent of :data:`LAMBDA_CAP`,
+and no bisection step below an extent of :data:`TOL_FLOOR`. What the attack keeps and
+returns does not depend on the geometry: the answered adversarial video closest to
+``x`` in L∞, and ``stop_at_eps`` stops when that L∞ distance is within ε — the
+evaluator's criterion. :class:`LinfGeometry` and :class:`L2Geometry` hold the
+difference; ``docs/baselines.md`` ("L2 geometry") gives the reasons.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ import abc
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -49,12 +62,17 @@ from sva.blackbox.oracle import Answer, BudgetExhausted, Oracle
 from sva.evaluation.metrics import linf, mean_absolute_perturbation
 from sva.utils.settings import PositiveFloat, PositiveInt, StrictModel
 
-#: the largest ray length λ a search tries before it declares ``g = ∞`` (authors' code:
-#: ``if lbd_hi > 20: return float('inf')``); far beyond any pixel's range.
+#: the largest L∞ extent ``λ·‖θ̂‖∞`` of a ray (pixel units) a search tries before it
+#: declares ``g = ∞`` (authors' code: ``if lbd_hi > 20: return float('inf')``); far
+#: beyond any pixel's range. In the L∞ geometry it is the largest ``λ`` itself.
 LAMBDA_CAP = 20.0
-#: the smallest binary-search tolerance, in [0, 1] pixel units: steps of λ below it no
-#: longer change a float32 video near 1 (its spacing there is 6e-8).
+#: the smallest binary-search tolerance as an L∞ extent, in [0, 1] pixel units: steps
+#: that move no pixel by more than this no longer change a float32 video near 1 (its
+#: spacing there is 6e-8). In the L∞ geometry it is a step of ``λ`` itself.
 TOL_FLOOR = 1e-7
+
+#: the norm θ, the probe directions and g(θ) are normalised and searched in
+GeometryName = Literal["linf", "l2"]
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -66,7 +84,8 @@ class ChengSettings(StrictModel):
     init_directions: PositiveInt = Field(
         100, description="untargeted start: random Gaussian directions tried; the best g(θ) is the start θ0")
     alpha: PositiveFloat = Field(0.2, description="initial step size α of the step-size search on θ − α·ĝ")
-    beta: PositiveFloat = Field(0.001, description="smoothing β of the gradient estimate (θ + β·u, ‖u‖∞ = 1)")
+    beta: PositiveFloat = Field(0.001, description="smoothing β of the gradient estimate (θ + β·u, ‖u‖ = 1 in "
+                                "the geometry's norm)")
     search_ratio: float = Field(0.01, gt=0, lt=1, description="fine-grained search: grow / shrink λ by this "
                                 "ratio from the hint until the answer flips (Opt-attack Algorithm 1)")
     tolerance: PositiveFloat = Field(0.002, description="binary-search tolerance as a fraction of β "
@@ -77,6 +96,11 @@ class ChengSettings(StrictModel):
     min_beta: PositiveFloat = Field(5e-5, description="β below this: stop (the search has stagnated)")
     stop_at_eps: bool = Field(True, description="stop as soon as the returned video is within ε (the success "
                               "criterion); false: keep reducing the distortion until the budget or stagnation")
+    geometry: GeometryName = Field("linf", description="the norm in which θ, the probe directions u and g(θ) are "
+                                   "normalised and searched: linf (Cheng's L∞ form, the authors' *_lf.py code) or "
+                                   "l2 (their L2 form, docs/baselines.md 'L2 geometry'); success is always the "
+                                   "evaluator's L∞ ≤ ε on the returned video, the answered adversarial video "
+                                   "closest to the clean one in L∞")
 
 
 class OptSettings(ChengSettings):
@@ -100,9 +124,9 @@ class SignOptSettings(ChengSettings):
 class SearchResult:
     """A search of ``g`` along one direction.
 
-    ``g``: the boundary radius found (``inf`` when the ray is not adversarial up to
-    :data:`LAMBDA_CAP`, or when a bounded search stopped early because ``g`` exceeds
-    its hint); ``video``: float32 ``(T, 3, H, W)``, the answered adversarial video at
+    ``g``: the boundary radius found, in the geometry's units (``inf`` when the ray is
+    not adversarial up to the L∞ extent :data:`LAMBDA_CAP`, or when a bounded search
+    stopped early because ``g`` exceeds its hint); ``video``: float32 ``(T, 3, H, W)``, the answered adversarial video at
     ``λ = g`` (``None`` when ``g`` is ``inf``); ``complete``: ``False`` when the budget
     ended the search (``g``/``video`` are then the best upper bound reached).
     """
@@ -116,7 +140,7 @@ class SearchResult:
 class Best:
     """The best answered adversarial video so far: ``video`` float32 ``(T, 3, H, W)``,
     its L∞ distance ``linf`` to the clean video (pixel units), the ray radius ``g`` it
-    was found at and the oracle's count ``queries`` when it was answered."""
+    was found at (the geometry's units) and the oracle's count ``queries`` when it was answered."""
 
     video: Tensor
     linf: float
@@ -148,10 +172,121 @@ def units_(thetas: Tensor) -> Tensor:
     return thetas.div_(norms.view(-1, *([1] * (thetas.dim() - 1))))
 
 
+def unit_l2(theta: Tensor) -> Tensor | None:
+    """``θ / ‖θ‖₂`` for one direction (any shape), ``None`` for the zero direction."""
+    norm = float(theta.norm())
+    return theta / norm if norm > 0 else None
+
+
+def units_l2_(thetas: Tensor) -> Tensor:
+    """Each of ``B`` directions ``(B, ...)`` divided by its own L2 norm, in place (none may
+    be zero); returns ``thetas``."""
+    norms = thetas.flatten(1).norm(dim=1)
+    return thetas.div_(norms.view(-1, *([1] * (thetas.dim() - 1))))
+
+
 def ray_video(x: Tensor, theta: Tensor, lam: float) -> Tensor:
     """``clip(x + λ·θ, 0, 1)``: the video at radius ``λ`` along the unit direction ``θ``
-    (float32 ``(T, 3, H, W)``, ``‖θ‖∞ = 1``)."""
+    (float32 ``(T, 3, H, W)``; unit in the geometry's norm)."""
     return (x + lam * theta).clamp_(0.0, 1.0)
+
+
+class LinfGeometry:
+    """Cheng's formulation in L∞ (``geometry: linf``): ``θ̂ = θ/‖θ‖∞``, ``‖u‖∞ = 1``, and
+    the radius ``λ`` of a ray is its L∞ extent (pixel units).
+
+    Every method takes unit directions of this geometry; ``extent`` is the ray's L∞
+    extent ``λ·‖θ̂‖∞`` (the largest pixel change before clipping), which bounds the L∞
+    distance of ``clip(x + λθ̂, 0, 1)`` to ``x``. The L∞ methods are the module's
+    functions, untouched (``lam_at`` and ``extent`` return their argument), so this
+    geometry computes exactly what the code did before the setting existed.
+    """
+
+    name: GeometryName = "linf"
+
+    @staticmethod
+    def norms(thetas: Tensor) -> Tensor:
+        """The norm of each row of ``(B, ...)``: ``‖θ‖∞``, shape ``(B,)``."""
+        return thetas.abs().flatten(1).amax(dim=1)
+
+    @staticmethod
+    def unit(theta: Tensor) -> Tensor | None:
+        """``θ/‖θ‖∞`` (any shape), ``None`` for the zero direction."""
+        return unit(theta)
+
+    @staticmethod
+    def units_(thetas: Tensor) -> Tensor:
+        """Each row of ``(B, ...)`` divided by its ``‖·‖∞``, in place; returns ``thetas``."""
+        return units_(thetas)
+
+    def lam_at(self, theta: Tensor, extent: float) -> float:
+        """The radius at which the ray along the unit direction ``theta`` reaches the L∞
+        extent ``extent`` (pixel units): ``extent`` itself."""
+        return extent
+
+    def extent(self, theta: Tensor, lam: float) -> float:
+        """The L∞ extent (pixel units) of the ray along the unit ``theta`` at radius
+        ``lam``: ``lam`` itself."""
+        return lam
+
+    def tol(self, theta: Tensor, tol: float) -> float:
+        """The bisection tolerance along ``theta``: ``tol`` (already floored at
+        :data:`TOL_FLOOR` pixel units by :meth:`Run.tol`)."""
+        return tol
+
+    def start_radii(self, norms: Tensor, thetas: Tensor, cap: float) -> Tensor:
+        """The radius each start direction is first checked at: its own length
+        ``norms`` ``(B,)`` (so the video is ``x + θ``, clipped), at most the L∞ extent
+        ``cap``; ``thetas`` ``(B, ...)`` are the unit directions."""
+        return norms.clamp(max=cap)
+
+
+class L2Geometry(LinfGeometry):
+    """The authors' L2 form (``geometry: l2``; ``attack/OPT_attack.py``,
+    ``attack/Sign_OPT.py``): ``θ̂ = θ/‖θ‖₂``, ``‖u‖₂ = 1``, and ``λ`` is the L2 norm of
+    the unclipped perturbation ``λθ̂``. Limits given as L∞ extents (:data:`LAMBDA_CAP`,
+    :data:`TOL_FLOOR`, ε) become ``extent/‖θ̂‖∞`` in ``λ``, so they mean the same pixel
+    changes in both geometries."""
+
+    name: GeometryName = "l2"
+
+    @staticmethod
+    def norms(thetas: Tensor) -> Tensor:
+        """The norm of each row of ``(B, ...)``: ``‖θ‖₂``, shape ``(B,)``."""
+        return thetas.flatten(1).norm(dim=1)
+
+    @staticmethod
+    def unit(theta: Tensor) -> Tensor | None:
+        """``θ/‖θ‖₂`` (any shape), ``None`` for the zero direction."""
+        return unit_l2(theta)
+
+    @staticmethod
+    def units_(thetas: Tensor) -> Tensor:
+        """Each row of ``(B, ...)`` divided by its ``‖·‖₂``, in place; returns ``thetas``."""
+        return units_l2_(thetas)
+
+    def lam_at(self, theta: Tensor, extent: float) -> float:
+        """``extent / ‖θ̂‖∞``: the L2 radius at which the largest pixel change along the
+        unit ``theta`` is ``extent`` (pixel units)."""
+        return extent / float(theta.abs().max())
+
+    def extent(self, theta: Tensor, lam: float) -> float:
+        """``λ·‖θ̂‖∞``: the largest pixel change (pixel units) at L2 radius ``lam``."""
+        return lam * float(theta.abs().max())
+
+    def tol(self, theta: Tensor, tol: float) -> float:
+        """``tol`` (L2 units, the authors' β/500), but no finer than a step that moves
+        the largest pixel by :data:`TOL_FLOOR`: ``max(tol, TOL_FLOOR/‖θ̂‖∞)``."""
+        return max(tol, self.lam_at(theta, TOL_FLOOR))
+
+    def start_radii(self, norms: Tensor, thetas: Tensor, cap: float) -> Tensor:
+        """``min(‖θ‖₂, cap/‖θ̂‖∞)``: the video ``x + θ`` (clipped), unless its L∞ extent
+        exceeds ``cap`` — the same videos the L∞ geometry checks first."""
+        return torch.minimum(norms, cap / thetas.abs().flatten(1).amax(dim=1))
+
+
+#: the geometry of each ``geometry`` setting
+GEOMETRIES: dict[str, LinfGeometry] = {"linf": LinfGeometry(), "l2": L2Geometry()}
 
 
 class Run:
@@ -159,12 +294,16 @@ class Run:
 
     The searches are generators for :mod:`sva.blackbox.lockstep`; every query they ask
     for is one video with ``reserve=1``, so a refused reservation ends a search after
-    its last answered query and nothing overshoots the budget.
+    its last answered query and nothing overshoots the budget. ``geometry``: the
+    settings' (:data:`GEOMETRIES`); the directions the searches take are unit in its
+    norm, and ``λ``, ``g`` are its radii. The best video is ranked in L∞ whatever the
+    geometry.
     """
 
     def __init__(self, oracle: Oracle, task: AttackTask, settings: ChengSettings, eps: float):
         self.oracle, self.x, self.settings, self.eps = oracle, task.x, settings, float(eps)
         self.label, self.target = int(task.label), task.target
+        self.geometry: LinfGeometry = GEOMETRIES[settings.geometry]
         self.best: Best | None = None
 
     def adversarial(self, labels: Tensor) -> Tensor:
@@ -172,7 +311,8 @@ class Run:
         return labels == self.target if self.target is not None else labels != self.label
 
     def offer(self, video: Tensor, g: float) -> None:
-        """Keep ``video`` (answered adversarial, found at radius ``g``) if it is the closest yet."""
+        """Keep ``video`` (answered adversarial, found at radius ``g``) if it is the closest
+        yet in L∞ (in every geometry: the success criterion's norm)."""
         d = linf(video, self.x)
         if self.best is None or d < self.best.linf:
             self.best = Best(video, d, g, self.oracle.used)
@@ -188,7 +328,9 @@ class Run:
         return self.settings.stop_at_eps and self.within_eps
 
     def tol(self, beta: float) -> float:
-        """Binary-search tolerance for smoothing ``beta`` (pixel units)."""
+        """Binary-search tolerance for smoothing ``beta``, in the geometry's radius units
+        (L∞: pixel units); the L2 geometry raises it per direction to a step of at least
+        :data:`TOL_FLOOR` pixel units (:meth:`L2Geometry.tol`)."""
         return max(beta * self.settings.tolerance, TOL_FLOOR)
 
     # -- queries ---------------------------------------------------------------------------------
@@ -214,9 +356,12 @@ class Run:
 
         ``bound``: the caller only needs ``g`` when it is below ``hint`` (a step-size
         search candidate); a non-adversarial answer at ``hint`` then ends the search
-        with ``g = inf`` after that one query.
+        with ``g = inf`` after that one query. Growing stops with ``g = inf`` past the
+        L∞ extent :data:`LAMBDA_CAP`; shrinking below the extent :data:`TOL_FLOOR`
+        reaches the clean video.
         """
         r = self.settings.search_ratio
+        cap, floor = self.geometry.lam_at(theta, LAMBDA_CAP), self.geometry.lam_at(theta, TOL_FLOOR)
         res = yield from self.check(theta, hint, phase)
         if res is None:
             return SearchResult(math.inf, None, complete=False)
@@ -224,7 +369,7 @@ class Run:
         if adv:
             hi, hi_video, lo = hint, video, hint * (1.0 - r)
             while True:
-                if lo < TOL_FLOOR:  # reached the clean video, which is not adversarial
+                if lo < floor:  # reached the clean video, which is not adversarial
                     lo = 0.0
                     break
                 res = yield from self.check(theta, lo, phase)
@@ -238,7 +383,7 @@ class Run:
                 return SearchResult(math.inf, None)
             lo, hi = hint, hint * (1.0 + r)
             while True:
-                if hi > LAMBDA_CAP:
+                if hi > cap:
                     return SearchResult(math.inf, None)
                 res = yield from self.check(theta, hi, phase)
                 if res is None:
@@ -252,7 +397,9 @@ class Run:
     def bisect(self, theta: Tensor, lo: float, hi: float, hi_video: Tensor, tol: float,
                phase: str) -> Generator[Ask, Answer, SearchResult]:
         """Binary search of ``[lo, hi]`` (``hi`` answered adversarial as ``hi_video``,
-        ``lo`` not) until ``hi − lo ≤ tol``; returns ``g = hi``."""
+        ``lo`` not) until ``hi − lo ≤ tol`` (raised by the geometry, :meth:`LinfGeometry.tol`);
+        returns ``g = hi``."""
+        tol = self.geometry.tol(theta, tol)
         while hi - lo > tol:
             mid = 0.5 * (lo + hi)
             res = yield from self.check(theta, mid, phase)
@@ -287,18 +434,24 @@ class Run:
 class ChengAttack(Attack):
     """Cheng's formulation of the hard-label attack (shared by Opt-attack and Sign-OPT).
 
-    Subclasses supply :meth:`estimate`, the gradient estimate of ``g`` at ``θ``.
+    Subclasses supply :meth:`estimate`, the gradient estimate of ``g`` at ``θ``. The
+    setting ``geometry`` picks the norm of θ, ``u`` and ``g`` (:attr:`geometry`).
     """
 
     oracle_mode = "label"
     Settings = ChengSettings
-    #: the longest ray a start direction is first checked at (pixel units)
+    #: the largest L∞ extent (pixel units) at which a start direction is first checked
     lambda_cap: float = LAMBDA_CAP
 
-    @staticmethod
-    def direction_norms(thetas: Tensor) -> Tensor:
-        """The norm a direction is measured in, per row of ``(B, ...)``: L∞."""
-        return thetas.abs().flatten(1).amax(dim=1)
+    @property
+    def geometry(self) -> LinfGeometry:
+        """The geometry of the ``geometry`` setting (:data:`GEOMETRIES`)."""
+        return GEOMETRIES[self.settings.geometry]
+
+    def direction_norms(self, thetas: Tensor) -> Tensor:
+        """The norm a direction is measured in, per row of ``(B, ...)``: the geometry's
+        (L∞ or L2), shape ``(B,)``."""
+        return self.geometry.norms(thetas)
 
     @abc.abstractmethod
     def estimate(self, run: Run, theta: Tensor, g: float, beta: float,
@@ -362,8 +515,9 @@ class ChengAttack(Attack):
         """The start θ0 and ``g(θ0)``: untargeted, the best of ``init_directions``
         Gaussian directions; targeted, the best of the target-class videos
         ``task.candidates`` (θ = candidate − x). Each is first checked at its own
-        length (one batch, phase ``init``); the adversarial ones are searched in order,
-        each only if it can beat the best so far. A string instead: why there is no
+        length, i.e. the video ``x + θ`` clipped, unless its L∞ extent exceeds
+        :attr:`lambda_cap` (one batch, phase ``init``); the adversarial ones are
+        searched in order, each only if it can beat the best so far. A string instead: why there is no
         start (``init``: no adversarial direction; ``budget``: the budget ended it)."""
         x, s = run.x, self.settings
         if run.target is None:
@@ -378,8 +532,8 @@ class ChengAttack(Attack):
         thetas, norms = thetas[keep], norms[keep]
         if len(thetas) == 0:
             return "init"
-        thetas = units_(thetas)
-        lam0 = norms.clamp(max=self.lambda_cap)
+        thetas = self.geometry.units_(thetas)
+        lam0 = self.geometry.start_radii(norms, thetas, self.lambda_cap)
         videos = (x[None] + lam0.view(-1, 1, 1, 1, 1) * thetas).clamp_(0.0, 1.0)
         answer = self._ask_batch(run, videos, "init")
         if answer is None:
@@ -445,9 +599,10 @@ class ChengAttack(Attack):
     @staticmethod
     def _try_step(run: Run, theta: Tensor, grad: Tensor, alpha: float, threshold: float,
                   tol: float) -> tuple[Tensor, float] | None:
-        """``(θ', g(θ'))`` for ``θ' = unit(θ − α·ĝ)``, searched only as far as it can beat
-        ``threshold`` (``g = inf`` otherwise); ``None`` when the budget ended it."""
-        new = unit(theta - alpha * grad)
+        """``(θ', g(θ'))`` for ``θ' = unit(θ − α·ĝ)`` (unit in the run's geometry),
+        searched only as far as it can beat ``threshold`` (``g = inf`` otherwise);
+        ``None`` when the budget ended it."""
+        new = run.geometry.unit(theta - alpha * grad)
         if new is None:
             return theta, math.inf
         res = run_alone(run.oracle, run.search(new, threshold, tol, "search", bound=True))
@@ -490,26 +645,27 @@ class ChengAttack(Attack):
 
 @register_attack
 class OptAttack(ChengAttack):
-    """Opt-attack (Cheng et al., ICLR 2019): hard-label, RGF on Cheng's g(θ), L∞."""
+    """Opt-attack (Cheng et al., ICLR 2019): hard-label, RGF on Cheng's g(θ), L∞ or L2."""
 
     name = "opt"
     Settings = OptSettings
 
     def directions(self, theta: Tensor, generator: torch.Generator) -> Tensor:
         """The ``q`` random directions ``u_i`` of one RGF estimate: Gaussian, each scaled
-        to ``‖u_i‖∞ = 1``, shape ``(q, *θ.shape)`` (a subclass may restrict them)."""
-        return units_(torch.randn((self.settings.directions, *theta.shape), generator=generator,
-                                  device=theta.device, dtype=theta.dtype))
+        to ``‖u_i‖ = 1`` in the geometry's norm, shape ``(q, *θ.shape)`` (a subclass may
+        restrict them)."""
+        return self.geometry.units_(torch.randn((self.settings.directions, *theta.shape), generator=generator,
+                                                device=theta.device, dtype=theta.dtype))
 
     def estimate(self, run: Run, theta: Tensor, g: float, beta: float,
                  generator: torch.Generator) -> Estimate | None:
         """RGF (Opt-attack Algorithm 2 averaged over ``q`` directions):
-        ``ĝ = 1/q Σ (g(θ+βu_i) − g(θ))/β · u_i``, ``u_i`` Gaussian with ``‖u_i‖∞ = 1``;
-        the ``q`` searches (phase ``probe``, hint ``g(θ)``) run side by side. A
-        direction whose ray is not adversarial up to :data:`LAMBDA_CAP` is left out of
-        the average."""
+        ``ĝ = 1/q Σ (g(θ+βu_i) − g(θ))/β · u_i``, ``u_i`` Gaussian with ``‖u_i‖ = 1``
+        (:meth:`directions`); the ``q`` searches (phase ``probe``, hint ``g(θ)``) run
+        side by side. A direction whose ray is not adversarial up to the L∞ extent
+        :data:`LAMBDA_CAP` is left out of the average."""
         us = self.directions(theta, generator)
-        pairs = [(u, p) for u in us if (p := unit(theta + beta * u)) is not None]
+        pairs = [(u, p) for u in us if (p := run.geometry.unit(theta + beta * u)) is not None]
         tol = run.tol(beta)
         results = run_lockstep(run.oracle, [run.search(p, g, tol, "probe") for _, p in pairs])
         if not all(r.complete for r in results):
@@ -528,7 +684,7 @@ class OptAttack(ChengAttack):
 
 @register_attack
 class SignOptAttack(ChengAttack):
-    """Sign-OPT (Cheng et al., ICLR 2020): hard-label, single-query sign gradient on Cheng's g(θ), L∞."""
+    """Sign-OPT (Cheng et al., ICLR 2020): hard-label, single-query sign gradient on Cheng's g(θ), L∞ or L2."""
 
     name = "sign_opt"
     Settings = SignOptSettings
@@ -536,13 +692,15 @@ class SignOptAttack(ChengAttack):
     def estimate(self, run: Run, theta: Tensor, g: float, beta: float,
                  generator: torch.Generator) -> Estimate | None:
         """Sign-OPT's estimate (Algorithm 1): ``ĝ = 1/Q Σ sign_i · u_i`` with ``u_i``
-        Gaussian, ``‖u_i‖∞ = 1``, and ``sign_i = −1`` when
-        ``x + g(θ)·(θ+βu_i)/‖θ+βu_i‖∞`` is adversarial (``g`` decreases along
-        ``u_i``), ``+1`` otherwise: ``Q`` queries, asked as one batch (phase ``probe``)."""
-        us = units_(torch.randn((self.settings.directions, *theta.shape), generator=generator,
-                                device=theta.device, dtype=theta.dtype))
+        Gaussian, ``‖u_i‖ = 1``, and ``sign_i = −1`` when
+        ``x + g(θ)·(θ+βu_i)/‖θ+βu_i‖`` is adversarial (``g`` decreases along
+        ``u_i``), ``+1`` otherwise: ``Q`` queries, asked as one batch (phase ``probe``).
+        ``‖·‖``: the geometry's norm."""
+        units = run.geometry.units_
+        us = units(torch.randn((self.settings.directions, *theta.shape), generator=generator,
+                               device=theta.device, dtype=theta.dtype))
         # x + g·unit(θ + βu_i), built in one buffer (Q videos: the largest tensor of the method)
-        videos = units_(torch.add(theta[None], us, alpha=beta)).mul_(g).add_(run.x[None]).clamp_(0.0, 1.0)
+        videos = units(torch.add(theta[None], us, alpha=beta)).mul_(g).add_(run.x[None]).clamp_(0.0, 1.0)
         answer = self._ask_batch(run, videos, "probe")
         if answer is None:
             return None
@@ -551,5 +709,6 @@ class SignOptAttack(ChengAttack):
         return Estimate(grad)
 
 
-__all__ = ["LAMBDA_CAP", "TOL_FLOOR", "ChengAttack", "ChengSettings", "OptAttack", "OptSettings", "Run",
-           "SearchResult", "SignOptAttack", "SignOptSettings", "ray_video", "unit", "units_"]
+__all__ = ["GEOMETRIES", "LAMBDA_CAP", "TOL_FLOOR", "ChengAttack", "ChengSettings", "GeometryName", "L2Geometry",
+           "LinfGeometry", "OptAttack", "OptSettings", "Run", "SearchResult", "SignOptAttack", "SignOptSettings",
+           "ray_video", "unit", "unit_l2", "units_", "units_l2_"]

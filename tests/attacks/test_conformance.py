@@ -1,9 +1,11 @@
 """The contract every registered attack meets, checked on toy victims in both modes.
 
 A new method gets these checks by registering (``sva/attacks/base.py``); nothing here
-names a method. The attack runs the way the pipeline runs it
-(:func:`sva.pipeline.attack_job.attack_video`: built from its config blocks, handed an
-oracle in the mode it declares, its result confirmed by the evaluator).
+names a method. A method with a ``geometry`` setting (the hard-label baselines,
+``docs/baselines.md``) also runs through the contract with ``geometry: l2``. The attack
+runs the way the pipeline runs it (:func:`sva.pipeline.attack_job.attack_video`: built
+from its config blocks, handed an oracle in the mode it declares, its result confirmed
+by the evaluator).
 """
 
 from __future__ import annotations
@@ -34,7 +36,17 @@ class SpyOracle(toys.SpyOracle):
         SpyOracle.made.append(self)
 
 
-def _config(method: str):
+#: settings variants run through the contract: every method's defaults, and the settings
+#: a method's block overrides for each further variant it has (:func:`_variants`)
+VARIANTS = {"default": {}, "l2": {"geometry": "l2"}}
+
+
+def _variants(cls) -> list[str]:
+    """The variants ``cls`` runs in: ``default``, and ``l2`` when it has a ``geometry`` setting."""
+    return ["default"] + (["l2"] if "geometry" in cls.Settings.model_fields else [])
+
+
+def _config(method: str, variant: str = "default"):
     data = load_config(REPO / ".test" / "config.yaml").model_dump(mode="json")
     methods = [*attack_classes()[method].depends_on, method]
     data["attacks"].update(methods=methods, modes=["untargeted", "targeted"], eps=0.05, oracle_batch_size=8)
@@ -43,6 +55,7 @@ def _config(method: str):
     if method == "sva":  # small episodes so several run within the toy budget
         data["attacks"]["sva"].update(epochs=3, episodes=2, untargeted={"episode_queries": 300},
                                       targeted={"episode_queries": 300})
+    data["attacks"][method].update(VARIANTS[variant])
     return validate_config(data, "conformance config")
 
 
@@ -55,7 +68,7 @@ def _case(victim: str, mode: str):
     return CountingVictim(model), x, label, target, candidates
 
 
-def _run(method, mode, victim, monkeypatch):
+def _run(method, mode, victim, monkeypatch, variant="default"):
     cls = attack_classes()[method]
     # a method that reads other methods' records (e.g. random selection: SVA's mask
     # size) gets them from their runs on the same toy, as the pipeline's DAG does
@@ -72,21 +85,21 @@ def _run(method, mode, victim, monkeypatch):
     monkeypatch.setattr(job, "confirm", confirm)
     SpyOracle.made.clear()
     feats = torch.randn(T, 512, generator=torch.Generator().manual_seed(3))
-    record, outcome = job.attack_video(_config(method), method, mode, model, x, label, target, feats,
+    record, outcome = job.attack_video(_config(method, variant), method, mode, model, x, label, target, feats,
                                        candidates,
                                        ("toy", victim, method, mode, "v0"), torch.device("cpu"), hints)
     (oracle,) = SpyOracle.made
     return model, x, record, outcome, oracle
 
 
-CASES = [(m, mode, v) for m, cls in attack_classes().items() for mode in cls.modes
-         for v in ("frame_zero", "linear")]
+CASES = [(m, mode, v, variant) for m, cls in attack_classes().items() for mode in cls.modes
+         for v in ("frame_zero", "linear") for variant in _variants(cls)]
 
 
-@pytest.mark.parametrize("method, mode, victim", CASES)
-def test_every_attack_meets_the_contract(method, mode, victim, monkeypatch):
+@pytest.mark.parametrize("method, mode, victim, variant", CASES)
+def test_every_attack_meets_the_contract(method, mode, victim, variant, monkeypatch):
     cls = attack_classes()[method]
-    model, x, record, outcome, oracle = _run(method, mode, victim, monkeypatch)
+    model, x, record, outcome, oracle = _run(method, mode, victim, monkeypatch, variant)
     eps = record["eps"]
 
     # Q is every video the victim saw for the attack, and never exceeds the budget
@@ -138,10 +151,10 @@ def test_every_attack_meets_the_contract(method, mode, victim, monkeypatch):
         assert record["success"], f"{method} fails the near-boundary untargeted toy"
 
 
-@pytest.mark.parametrize("method, mode", sorted({(m, mode) for m, mode, _ in CASES}))
-def test_the_same_seed_gives_the_same_record(method, mode, monkeypatch):
-    first = _run(method, mode, "linear", monkeypatch)[2]
-    second = _run(method, mode, "linear", monkeypatch)[2]
+@pytest.mark.parametrize("method, mode, variant", sorted({(m, mode, variant) for m, mode, _, variant in CASES}))
+def test_the_same_seed_gives_the_same_record(method, mode, variant, monkeypatch):
+    first = _run(method, mode, "linear", monkeypatch, variant)[2]
+    second = _run(method, mode, "linear", monkeypatch, variant)[2]
     for r in (first, second):
         r.pop("wall_seconds")
     assert first == second

@@ -12,7 +12,7 @@ from torch import nn
 from sva.attacks import AttackContext, build_attack
 from sva.attacks.base import AttackTask
 from sva.attacks.heuristic import HeuristicSettings, radius_for, salient_regions, saturation_radius
-from sva.attacks.opt import ray_video, unit
+from sva.attacks.opt import GEOMETRIES, LAMBDA_CAP, ray_video, unit
 from sva.attacks.settings import TargetedCfg, UntargetedCfg
 from sva.evaluation.metrics import mean_absolute_perturbation
 from toys import CountingVictim as Recorder
@@ -65,11 +65,12 @@ def _fooled(model, video, label, target) -> bool:
 # -- the frames it keeps ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("geometry", ["linf", "l2"])
 @pytest.mark.parametrize("mode", ["untargeted", "targeted"])
-def test_the_decisive_frame_is_kept_and_the_others_dropped(mode):
+def test_the_decisive_frame_is_kept_and_the_others_dropped(mode, geometry):
     case = frame_zero_case(mode)
     model, x, label, target, _ = case
-    out, _, _ = attack(mode, case, 1000 if mode == "untargeted" else 1200, batch_size=8)
+    out, _, _ = attack(mode, case, 1000 if mode == "untargeted" else 1200, batch_size=8, geometry=geometry)
     assert out.success and _fooled(model, out.x_adv, label, target)
     assert out.mask.tolist() == [True] + [False] * (T - 1)
     assert torch.equal(out.x_adv[~out.mask], x[~out.mask])
@@ -95,10 +96,12 @@ def test_the_near_boundary_linear_toy_falls_on_fewer_frames():
 # -- where the perturbation lives ---------------------------------------------------------------
 
 
-def test_the_perturbation_stays_in_the_kept_frames_salient_regions():
+@pytest.mark.parametrize("geometry", ["linf", "l2"])
+def test_the_perturbation_stays_in_the_kept_frames_salient_regions(geometry):
     case = linear_case()
     _, x, _, _, _ = case
-    out, oracle, _ = attack("untargeted", case, 900, batch_size=8, region_ratio=0.5, stop_at_eps=False)
+    out, oracle, _ = attack("untargeted", case, 900, batch_size=8, region_ratio=0.5, stop_at_eps=False,
+                            geometry=geometry)
     regions = salient_regions(x, 0.5)
     assert out.extra["heuristic"]["regions"] == "salient"
     assert out.extra["heuristic"]["region_pixels"] == T * 32
@@ -154,6 +157,23 @@ def test_the_bound_radius_and_the_saturation_radius():
     assert sat < 20.0
     assert torch.equal(ray_video(x, steep, sat), ray_video(x, steep, 2 * sat))
     assert not torch.equal(ray_video(x, steep, 0.99 * sat), ray_video(x, steep, sat))
+
+
+def test_the_radii_in_l2_geometry_reach_as_far_as_in_linf():
+    """With ``geometry: l2`` the radii are L2 radii of an L2-unit direction; their cap is
+    the radius of L∞ extent LAMBDA_CAP, so they cover the same videos as in L∞."""
+    x = torch.rand(T, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    raw = torch.randn(T, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    l2 = GEOMETRIES["l2"]
+    theta, theta2 = unit(raw), l2.unit(raw)
+    cap2 = l2.lam_at(theta2, LAMBDA_CAP)
+    assert cap2 > LAMBDA_CAP  # ‖θ₂‖∞ < 1: an L2 radius of 20 would stop short of the L∞ cap
+    assert saturation_radius(x, theta2, cap2) == cap2
+    for level in (0.5, 3.0):
+        r2 = radius_for(x, theta2, level, cap2)
+        assert mean_absolute_perturbation(ray_video(x, theta2, r2), x) <= level + 1e-6
+        # the same bound, the same video as along the L∞-unit direction
+        assert l2.extent(theta2, r2) == pytest.approx(radius_for(x, theta, level), rel=1e-5)
 
 
 # -- the removal ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
 import art_adapter
-from art_adapter import OracleClassifier, QueryLog, art_attack, compare, l2_geometry, paired, run_art, summarize
+from art_adapter import OracleClassifier, QueryLog, art_attack, compare, paired, run_art, run_ours, summarize
 from toys import LinearVictim
 
 from sva.attacks import attack_classes, opt
@@ -101,18 +101,24 @@ def test_query_log_counts_what_the_oracle_answers():
     assert log.best(1, "linf") == math.inf  # the clean video is not adversarial
 
 
-def test_l2_geometry_is_restored_and_registers_nothing():
+def test_ours_l2_is_the_projects_sign_opt_in_l2_geometry():
+    """``ours_l2`` is ``sign_opt`` with ``geometry: l2`` (no module function swapped,
+    nothing registered): the same queries and returned video as the method built
+    directly, and the returned video is the closest answered adversarial one in L∞."""
+    model, x, labels = case(1)
     before = (opt.unit, opt.units_, opt.linf)
     methods = set(attack_classes())
-    with l2_geometry():
-        assert opt.unit is art_adapter.unit_l2
-        t = torch.tensor([3.0, 4.0])
-        assert torch.allclose(opt.unit(t), t / 5)
-    assert (opt.unit, opt.units_, opt.linf) == before
-    with pytest.raises(RuntimeError), l2_geometry():
-        raise RuntimeError
-    assert (opt.unit, opt.units_, opt.linf) == before
-    assert set(attack_classes()) == methods
+    r = run_ours(model, x[0], labels[0], 400, norm="l2", seed=3, index=0)
+    assert (opt.unit, opt.units_, opt.linf) == before and set(attack_classes()) == methods
+    settings = opt.SignOptSettings(stop_at_eps=False, geometry="l2")
+    oracle = Oracle(model, 400, batch_size=16, mode="label")
+    context = art_adapter.AttackContext("untargeted", math.inf, art_adapter.UntargetedCfg(budget=400))
+    out = opt.SignOptAttack(context, settings)(
+        oracle, art_adapter.AttackTask(x[0], labels[0], seed=3, seed_keys=("art_reference", "l2", 0)))
+    assert r.method == "ours_l2" and r.queries == oracle.used and r.phases == oracle.used_by_phase
+    assert r.returned_linf == pytest.approx(float((out.x_adv - x[0]).abs().max()), abs=1e-12)
+    assert r.returned_linf == out.episodes[0]["linf"]
+    assert r.returned_l2 == art_adapter.l2_distance(out.x_adv, x[0])
 
 
 def test_comparison_runs_end_to_end_on_a_toy_victim():

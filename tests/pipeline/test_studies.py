@@ -61,6 +61,24 @@ def test_the_fig9_estimator_studies_change_only_the_untargeted_estimator(repo, e
         assert cfg.attacks.sva == main.attacks.sva
 
 
+def test_the_l2_baselines_study_changes_only_the_geometry_of_opt_and_heuristic(repo):
+    """docs/baselines.md, "L2 geometry": Opt-attack and Heuristic-attack in L2 geometry,
+    untargeted, every other setting (budget, ε, their blocks) the main run's."""
+    for extra in ([], ["config/paper.yaml"]):
+        config = _main(repo)
+        for f in extra:
+            config = deep_merge(config, yaml.safe_load((repo / f).read_text()))
+        main = validate_config(config, "params.yaml")
+        cfg, name = apply_study({**config, "study": "baselines_l2"}, "params.yaml", repo)
+        assert name == "baselines_l2" and results_dir(name) == "results/studies/baselines_l2"
+        assert cfg.attacks.methods == ["opt", "heuristic"] and cfg.attacks.modes == ["untargeted"]
+        assert cfg.attacks.eps == main.attacks.eps and cfg.attacks.untargeted == main.attacks.untargeted
+        for method in ("opt", "heuristic"):
+            ours, theirs = cfg.attacks.method_cfg(method), main.attacks.method_cfg(method)
+            assert (ours.geometry, theirs.geometry) == ("l2", "linf")
+            assert ours.model_dump(exclude={"geometry"}) == theirs.model_dump(exclude={"geometry"})
+
+
 @pytest.mark.parametrize("text, message", [
     ("victims:\n  models: [c3d]\n", r"short\.yaml: victims: a study overrides attacks\.\* only"),
     ("attacks:\n  eps: 7\n", r"attacks\.eps"),
