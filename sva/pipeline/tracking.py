@@ -391,14 +391,17 @@ def init_tracking(prefix: str, root: str | Path = ".") -> dict[str, str]:
     return _guarded(uri, "creating the experiments", lambda: _ensure_experiments(uri, prefix, root, True), {})
 
 
-def git_commit(root: str | Path = ".") -> str:
-    """The current git commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+def git_commit(root: str | Path = ".", ignore: tuple[str, ...] = ()) -> str:
+    """The current git commit (with ``-dirty`` when the tree has changes), or ``unknown``.
+
+    ``ignore``: tracked paths (relative to ``root``) whose changes do not count, e.g. the
+    document being regenerated (Snakemake deletes a job's outputs before it runs)."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in ignore)],
             cwd=root, capture_output=True, text=True, check=True,
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")

@@ -321,3 +321,25 @@ def test_a_rebuilt_training_or_table_marks_which_run_is_current(tmp_path):
     table3 = runs[runs["tags.mlflow.runName"] == "table3"]
     assert list(table3["tags.sva.current"]) == ["false", "true"]
     assert list(runs[runs["tags.mlflow.runName"] == "table1"]["tags.sva.current"]) == ["true"]
+
+
+def test_git_commit_marks_changes_except_the_ignored_paths(tmp_path):
+    import subprocess
+
+    from sva.pipeline.tracking import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "doc.md").write_text("a")
+    (tmp_path / "code.py").write_text("b")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "init")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "doc.md").unlink()  # what Snakemake does to an output before its job runs
+    assert git_commit(tmp_path) == clean + "-dirty"
+    assert git_commit(tmp_path, ignore=("doc.md",)) == clean
+    (tmp_path / "code.py").write_text("c")
+    assert git_commit(tmp_path, ignore=("doc.md",)) == clean + "-dirty"
