@@ -377,9 +377,65 @@ class NES(GradientEstimator):
         return Estimate(grad=grad, queries=n, answer=answer, values=values, _probe_fn=probe)
 
 
+# ---------------------------------------------------------------------- forward differences
+class ForwardDifferences(GradientEstimator):
+    """An estimate from the objective at the current point and at ``population`` forward
+    probes ``clamp(x + sigma·u_k, 0, 1)`` on the masked frames, asked in one oracle call
+    of ``population + 1`` videos (probe 0 is ``x``). A subclass gives the directions
+    (:meth:`directions`) and how the values combine into the estimate on the masked
+    frames (:meth:`combine`)."""
+
+    def __init__(self, population: int = 48, sigma: float = 1e-3):
+        if int(population) != population or population < 1:
+            raise ValueError(f"population must be an int >= 1, got {population!r}")
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.population = int(population)
+        self.sigma = float(sigma)
+
+    @property
+    def queries_per_estimate(self) -> int:
+        return self.population + 1
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(population={self.population}, sigma={self.sigma})"
+
+    def directions(self, u: Tensor) -> Tensor:
+        """The directions from ``u`` float32 ``(K, k, 3, H, W)`` ~ N(0, I) (may work in place)."""
+        return u
+
+    @abc.abstractmethod
+    def combine(self, values: Tensor, u: Tensor) -> Tensor:
+        """The estimate on the masked frames, float32 ``(k, 3, H, W)``, from ``values``
+        float64 ``(K + 1,)`` (row 0: the current point) and the directions ``u``."""
+
+    def steps(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        objective: Objective,
+        generator: torch.Generator,
+        *,
+        phase: str = "nes",
+        reserve: int | None = None,
+    ) -> Generator[Ask, Answer, Estimate]:
+        idx = _check_inputs(x, mask)
+        x = x.detach().to(torch.float32)
+        k = int(idx.numel())
+        u = torch.randn((self.population, k, *x.shape[1:]), generator=generator, device=x.device,
+                        dtype=torch.float32)
+        u = self.directions(u)
+        probes = _point_and_probes(x, idx, self.sigma * u)
+        answer, values = yield from _ask_values(probes, phase, reserve, objective)
+        grad = torch.zeros_like(x, dtype=torch.float32)
+        grad.index_copy_(0, idx, self.combine(values, u).to(device=x.device, dtype=torch.float32))
+        return Estimate(grad=grad, queries=self.population + 1, answer=answer, values=values,
+                        _probe_fn=_probe_getter(probes))
+
+
 # ---------------------------------------------------------------------- ZO-SignSGD
 @register_estimator("zo_signsgd")
-class ZOSignSGD(GradientEstimator):
+class ZOSignSGD(ForwardDifferences):
     """The zeroth-order gradient estimate of ZO-signSGD (Liu, Chen, Chen, Hong: "signSGD
     via Zeroth-Order Oracle", ICLR 2019, Eq. 3), whose sign the FGSM step then takes:
 
@@ -396,45 +452,13 @@ class ZOSignSGD(GradientEstimator):
     summary = ("ZO-SignSGD's estimate (Liu et al., ICLR 2019, Eq. 3): forward differences along unit-sphere "
                "directions; population + 1 queries")
 
-    def __init__(self, population: int = 48, sigma: float = 1e-3):
-        if int(population) != population or population < 1:
-            raise ValueError(f"population must be an int >= 1, got {population!r}")
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma!r}")
-        self.population = int(population)
-        self.sigma = float(sigma)
+    def directions(self, u: Tensor) -> Tensor:
+        return u.div_(u.flatten(1).norm(dim=1).view(-1, *([1] * (u.dim() - 1))))  # uniform on the unit sphere
 
-    @property
-    def queries_per_estimate(self) -> int:
-        return self.population + 1
-
-    def __repr__(self) -> str:
-        return f"ZOSignSGD(population={self.population}, sigma={self.sigma})"
-
-    def steps(
-        self,
-        x: Tensor,
-        mask: Tensor,
-        objective: Objective,
-        generator: torch.Generator,
-        *,
-        phase: str = "nes",
-        reserve: int | None = None,
-    ) -> Generator[Ask, Answer, Estimate]:
-        idx = _check_inputs(x, mask)
-        x = x.detach().to(torch.float32)
-        q, mu = self.population, self.sigma
-        k = int(idx.numel())
-        u = torch.randn((q, k, *x.shape[1:]), generator=generator, device=x.device, dtype=torch.float32)
-        u /= u.flatten(1).norm(dim=1).view(q, 1, 1, 1, 1)  # uniform on the unit sphere
-        probes = _point_and_probes(x, idx, mu * u)
-        n = q + 1
-        answer, values = yield from _ask_values(probes, phase, reserve, objective)
-        d = u[0].numel()
-        w = ((values[1:] - values[0]) * (d / (mu * q))).to(device=x.device, dtype=torch.float32)
-        grad = torch.zeros_like(x, dtype=torch.float32)
-        grad.index_copy_(0, idx, (w @ u.view(q, -1)).view(k, *x.shape[1:]))
-        return Estimate(grad=grad, queries=n, answer=answer, values=values, _probe_fn=_probe_getter(probes))
+    def combine(self, values: Tensor, u: Tensor) -> Tensor:
+        q, d = int(u.shape[0]), u[0].numel()
+        w = ((values[1:] - values[0]) * (d / (self.sigma * q))).to(device=u.device, dtype=torch.float32)
+        return (w @ u.view(q, -1)).view(u.shape[1:])
 
 
 # ---------------------------------------------------------------------- Sign-OPT
@@ -460,7 +484,7 @@ def sign_opt_gradient(values: Tensor, directions: Tensor) -> Tensor:
 
 
 @register_estimator("sign_opt")
-class SignOPT(GradientEstimator):
+class SignOPT(ForwardDifferences):
     """Sign-OPT's single-query sign estimate (Cheng, Singh, Chen, Chen, Liu, Hsieh:
     "Sign-OPT: A Query-Efficient Hard-label Adversarial Attack", ICLR 2020, Algorithm 1)
     applied to the score-based objective ``f`` that :class:`NES` and :class:`ZOSignSGD`
@@ -479,39 +503,5 @@ class SignOPT(GradientEstimator):
     summary = ("Sign-OPT's sign estimate (Cheng et al., ICLR 2020): mean of sign(f(x + σu) − f(x))·u over "
                "Gaussian u; population + 1 queries")
 
-    def __init__(self, population: int = 48, sigma: float = 1e-3):
-        if int(population) != population or population < 1:
-            raise ValueError(f"population must be an int >= 1, got {population!r}")
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma!r}")
-        self.population = int(population)
-        self.sigma = float(sigma)
-
-    @property
-    def queries_per_estimate(self) -> int:
-        return self.population + 1
-
-    def __repr__(self) -> str:
-        return f"SignOPT(population={self.population}, sigma={self.sigma})"
-
-    def steps(
-        self,
-        x: Tensor,
-        mask: Tensor,
-        objective: Objective,
-        generator: torch.Generator,
-        *,
-        phase: str = "nes",
-        reserve: int | None = None,
-    ) -> Generator[Ask, Answer, Estimate]:
-        idx = _check_inputs(x, mask)
-        x = x.detach().to(torch.float32)
-        k = int(idx.numel())
-        u = torch.randn((self.population, k, *x.shape[1:]), generator=generator, device=x.device,
-                        dtype=torch.float32)
-        probes = _point_and_probes(x, idx, self.sigma * u)
-        answer, values = yield from _ask_values(probes, phase, reserve, objective)
-        grad = torch.zeros_like(x, dtype=torch.float32)
-        grad.index_copy_(0, idx, sign_opt_gradient(values, u))
-        return Estimate(grad=grad, queries=self.population + 1, answer=answer, values=values,
-                        _probe_fn=_probe_getter(probes))
+    def combine(self, values: Tensor, u: Tensor) -> Tensor:
+        return sign_opt_gradient(values, u)
