@@ -26,7 +26,7 @@ def test_video_groups():
         video_groups(["a"], 0)
 
 
-def _shard_inputs(folder: Path, in_flight: int, method: str = "dense"):
+def _shard_inputs(folder: Path, in_flight: int, method: str = "dense", videos: int = 5):
     import torch
 
     from sva.data.snippets import load_snippets
@@ -38,9 +38,9 @@ def _shard_inputs(folder: Path, in_flight: int, method: str = "dense"):
     cfg = validate_config(data, "in-flight test")
     model, _ = load_victim(folder / "results/victims/tiny/c3d.pt", "cpu", expect="c3d")
     store = load_snippets(folder / "data/snippets/tiny")
-    # five test videos, each labelled as the victim labels it (the tiny attack set may
-    # hold a single video; a group needs several)
-    test_idx = store.split_indices("test")[:5]
+    # test videos, each labelled as the victim labels it (the tiny attack set may hold a
+    # single video; a group needs several)
+    test_idx = store.split_indices("test")[:videos]
     with torch.no_grad():
         pred = model(torch.stack([store.as_float(int(i)) for i in test_idx])).argmax(1).tolist()
     index = store.index.set_index("idx").loc[test_idx].reset_index()
@@ -100,7 +100,7 @@ def test_in_flight_shard_groups_keys_and_resumes_whole_groups(tiny_project, tmp_
 
 def test_one_video_in_flight_keeps_the_plain_key(tiny_project, tmp_path):
     folder, _ = tiny_project
-    args, sha = _shard_inputs(folder, in_flight=1)
+    args, sha = _shard_inputs(folder, in_flight=1, videos=2)
     recs = run_shard(*args, tmp_path / "one", sha, progress=False)
     cfg = args[0]
     for r in recs:
