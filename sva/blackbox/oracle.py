@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
@@ -217,6 +217,14 @@ class Oracle:
         :class:`~sva.blackbox.rounds.VideoRounds` (several videos' attacks side by side,
         their queries merged into full batches) instead of to ``model`` directly. The
         counting, the budget and the answers' form are this oracle's, as without it.
+    observer:
+        Called as ``observer(videos, answer, used_before)`` after every answered call,
+        with the ``(B, T, 3, H, W)`` videos asked, the :class:`Answer` the attack got and
+        the count before the call (so row ``i`` was query ``used_before + i + 1``). It
+        belongs to the evaluation side (e.g. :class:`sva.evaluation.trajectory.Trajectory`,
+        which records when the attack first *saw* an adversarial video): it sees only
+        what the attacker already sees and gives nothing back to the attack. A refused
+        call is not observed.
     """
 
     def __init__(
@@ -229,6 +237,7 @@ class Oracle:
         device: str | torch.device | None = None,
         check_range: bool = True,
         rounds: RoundClient | None = None,
+        observer: Callable[[Tensor, Answer, int], None] | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -248,6 +257,7 @@ class Oracle:
         self._mode: Literal["score", "label"] = mode
         self._check_range = bool(check_range)
         self.__rounds = rounds
+        self._observer = observer
         self._used = 0
         self._by_phase: dict[str, int] = {}
         self._phases: list[str] = [DEFAULT_PHASE]
@@ -345,8 +355,9 @@ class Oracle:
                 log_prob[:] = top_lp
             self._used += n
             self._by_phase[name] = self._by_phase.get(name, 0) + n
-            return Answer(labels, log_prob)
+            return self._observed(videos, Answer(labels, log_prob), self._used - n)
         bs = self._batch_size
+        used_before = self._used
         with torch.inference_mode():
             for start in range(0, n, bs):
                 stop = min(start + bs, n)
@@ -361,7 +372,12 @@ class Oracle:
                 # Count what the victim actually answered, chunk by chunk.
                 self._used += stop - start
                 self._by_phase[name] = self._by_phase.get(name, 0) + (stop - start)
-        return Answer(labels, log_prob)
+        return self._observed(videos, Answer(labels, log_prob), used_before)
+
+    def _observed(self, videos: Tensor, answer: Answer, used_before: int) -> Answer:
+        if self._observer is not None:
+            self._observer(videos, answer, used_before)
+        return answer
 
     __call__ = query
 

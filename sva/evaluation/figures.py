@@ -105,3 +105,60 @@ def attack_table_figure(table: pd.DataFrame, path: str | Path, title: str) -> Pa
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return Path(path)
+
+
+#: the rows of :func:`budget_curves_figure`: (curve column, y-axis label)
+CURVE_PANELS = (("FR (%)", "FR (%): videos fooled\nwithin b queries"),
+                ("MAP", "MAP (0–255) of the best\nvideo within b, over successes"),
+                ("S (%)", "S (%): unperturbed frames\nof that video, over successes"))
+
+
+def budget_curves_figure(curves: pd.DataFrame, path: str | Path, title: str) -> Path:
+    """FR, MAP and S against the query budget b (rows) for each (dataset, victim)
+    (columns), one line per method in the same colour everywhere, from
+    :func:`sva.evaluation.trajectory.curves_frame`: the best result each attack had
+    seen within its first b queries, from one run at the full budget (the paper's
+    Fig. 6, for every method). Each column's title gives the number of videos. Returns
+    ``path`` (PNG, written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = list(dict.fromkeys(curves[["dataset", "victim"]].itertuples(index=False, name=None))) \
+        if len(curves) else []
+    cols = max(len(pairs), 1)
+    fig, axes = plt.subplots(len(CURVE_PANELS), cols, figsize=(4.8 * cols + 1, 8.5), squeeze=False, sharex="col")
+    if not pairs:
+        for ax in axes.flatten():
+            ax.text(0.5, 0.5, "no records", ha="center", transform=ax.transAxes)
+            ax.set_axis_off()
+    methods = list(dict.fromkeys(curves["method"])) if len(curves) else []
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    for j, (dataset, victim) in enumerate(pairs):
+        sub = curves[(curves["dataset"] == dataset) & (curves["victim"] == victim)]
+        videos = sorted({int(v) for v in sub["videos"]})
+        axes[0, j].set_title(f"{dataset} / {victim}  ({', '.join(map(str, videos))} videos)", fontsize=10)
+        for i, (col, label) in enumerate(CURVE_PANELS):
+            ax = axes[i, j]
+            for method in methods:
+                g = sub[sub["method"] == method]
+                if g.empty:
+                    continue
+                ax.step(g["budget"], g[col].astype(float), where="post", color=colours[method], label=method)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=9)
+            if col == "FR (%)":
+                ax.set_ylim(-3, 103)
+            ax.grid(alpha=0.3)
+        axes[-1, j].set_xlabel("query budget b (queries per video)")
+    if methods:
+        handles = [plt.Line2D([], [], color=colours[m], label=m) for m in methods]
+        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.965), ncol=len(handles),
+                   fontsize=9, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return Path(path)

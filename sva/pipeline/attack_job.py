@@ -26,6 +26,7 @@ from sva.attacks.base import Attack, AttackOutcome, AttackTask, build_attack
 from sva.blackbox.oracle import Oracle
 from sva.blackbox.rounds import RoundClient, VideoRounds, run_side_by_side
 from sva.evaluation.evaluator import confirm, mean_reading
+from sva.evaluation.trajectory import Trajectory
 from sva.pipeline.config import AttacksCfg, Config
 from sva.pipeline.provenance import code_fingerprint, record_key
 from sva.utils import atomic
@@ -59,9 +60,12 @@ def attack_video(
     """
     a = cfg.attacks
     attack = build_method(a, method, mode)
-    oracle = Oracle(model, attack.oracle_budget(), batch_size=a.oracle_batch_size, device=device,
-                    mode=attack.oracle_mode, rounds=rounds)
     targeted = mode == "targeted"
+    # the evaluation side watches what the attacker sees: when it first saw a video
+    # meeting the goal within ε, and every smaller MAP after (sva/evaluation/trajectory.py)
+    trajectory = Trajectory(x, int(label), int(target) if targeted else None, a.eps)
+    oracle = Oracle(model, attack.oracle_budget(), batch_size=a.oracle_batch_size, device=device,
+                    mode=attack.oracle_mode, rounds=rounds, observer=trajectory)
     task = AttackTask(x, int(label), int(target) if targeted else None, features, candidates,
                       seed=cfg.seed, seed_keys=seed_keys, hints=dict(hints or {}))
     outcome = attack(oracle, task)
@@ -87,6 +91,7 @@ def attack_video(
         "selected_frames": outcome.mask.nonzero().flatten().tolist(),
         "episodes": outcome.episodes, "epochs": outcome.epochs,
         "reward_trace": [e.get("reward_mean") for e in outcome.epochs],
+        "trajectory": trajectory.as_lists(),
         "wall_seconds": outcome.wall_seconds,
         **({"hints": task.hints} if task.hints else {}),
         **outcome.extra,

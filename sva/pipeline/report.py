@@ -4,8 +4,8 @@ what the code produces.
 The prose lives in a template (``docs/results.template.md``) and holds only what does
 not change with a run; the numbers are filled in from the tables, the per-video
 records and Snakemake's per-job benchmark files. Placeholders: ``{{table1}}``,
-``{{table3}}``, ``{{table4}}``, ``{{timings}}``, ``{{attack_jobs}}``, ``{{window_coverage}}``, ``{{settings}}``,
-``{{provenance}}``.
+``{{table3}}``, ``{{table4}}``, ``{{curves3}}``, ``{{curves4}}``, ``{{timings}}``,
+``{{attack_jobs}}``, ``{{window_coverage}}``, ``{{settings}}``, ``{{provenance}}``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,27 @@ def _table(results: Path, name: str) -> str:
     if not path.is_file():
         return f"_`results/{name}.csv` was not built in this run._"
     return markdown_table(pd.read_csv(path))
+
+
+def curves_summary(results: Path, name: str, shares: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)) -> str:
+    """FR at a few shares of the budget per (dataset, victim, method), from
+    ``results/<name>_curves.csv`` (:func:`sva.evaluation.trajectory.curves_frame`)."""
+    path = results / f"{name}_curves.csv"
+    if not path.is_file():
+        return f"_`results/{name}_curves.csv` was not built in this run._"
+    curves = pd.read_csv(path)
+    if curves.empty:
+        return "_no records._"
+    rows = []
+    for (dataset, victim, method), g in curves.groupby(["dataset", "victim", "method"], sort=True):
+        full = int(g["budget"].max())
+        row = {"dataset": dataset, "victim": victim, "method": method, "videos": int(g["videos"].iloc[0])}
+        for share in shares:
+            b = round(full * share)
+            at = g[g["budget"] <= b].iloc[-1]
+            row[f"FR (%) within {b:,} queries"] = round(float(at["FR (%)"]), 1)
+        rows.append(row)
+    return markdown_table(pd.DataFrame(rows))
 
 
 def _benchmarks(results: Path) -> pd.DataFrame:
@@ -143,6 +164,8 @@ def write_results_doc(out: str | Path, template: str | Path, tables: list[str | 
         "table1": lambda: _table(results, "table1"),
         "table3": lambda: _table(results, "table3"),
         "table4": lambda: _table(results, "table4"),
+        "curves3": lambda: curves_summary(results, "table3"),
+        "curves4": lambda: curves_summary(results, "table4"),
         "timings": lambda: timings(results),
         "attack_jobs": lambda: attack_jobs(results),
         "window_coverage": lambda: window_coverage(results, root / "data"),

@@ -46,12 +46,12 @@ def _variants(cls) -> list[str]:
     return ["default"] + (["l2"] if "geometry" in cls.Settings.model_fields else [])
 
 
-def _config(method: str, variant: str = "default"):
+def _config(method: str, variant: str = "default", budgets: dict | None = None):
     data = load_config(REPO / ".test" / "config.yaml").model_dump(mode="json")
     methods = [*attack_classes()[method].depends_on, method]
     data["attacks"].update(methods=methods, modes=["untargeted", "targeted"], eps=0.05, oracle_batch_size=8)
-    data["attacks"]["untargeted"]["budget"] = BUDGETS["untargeted"]
-    data["attacks"]["targeted"]["budget"] = BUDGETS["targeted"]
+    data["attacks"]["untargeted"]["budget"] = (budgets or BUDGETS)["untargeted"]
+    data["attacks"]["targeted"]["budget"] = (budgets or BUDGETS)["targeted"]
     if method == "sva":  # small episodes so several run within the toy budget
         data["attacks"]["sva"].update(epochs=3, episodes=2, untargeted={"episode_queries": 300},
                                       targeted={"episode_queries": 300})
@@ -68,7 +68,7 @@ def _case(victim: str, mode: str):
     return CountingVictim(model), x, label, target, candidates
 
 
-def _run(method, mode, victim, monkeypatch, variant="default"):
+def _run(method, mode, victim, monkeypatch, variant="default", budgets=None):
     cls = attack_classes()[method]
     # a method that reads other methods' records (e.g. random selection: SVA's mask
     # size) gets them from their runs on the same toy, as the pipeline's DAG does
@@ -85,7 +85,7 @@ def _run(method, mode, victim, monkeypatch, variant="default"):
     monkeypatch.setattr(job, "confirm", confirm)
     SpyOracle.made.clear()
     feats = torch.randn(T, 512, generator=torch.Generator().manual_seed(3))
-    record, outcome = job.attack_video(_config(method, variant), method, mode, model, x, label, target, feats,
+    record, outcome = job.attack_video(_config(method, variant, budgets), method, mode, model, x, label, target, feats,
                                        candidates,
                                        ("toy", victim, method, mode, "v0"), torch.device("cpu"), hints)
     (oracle,) = SpyOracle.made
@@ -150,6 +150,21 @@ def test_every_attack_meets_the_contract(method, mode, victim, variant, monkeypa
     if victim == "linear" and mode == "untargeted":  # the easiest problem there is
         assert record["success"], f"{method} fails the near-boundary untargeted toy"
 
+    # the trajectory (sva/evaluation/trajectory.py) is what the attacker saw, query by
+    # query: recomputed here from every call the oracle answered
+    expected, best, used = [], float("inf"), 0
+    for _, videos, labels in oracle.calls:
+        for i, top in enumerate(labels.tolist()):
+            used += 1
+            if (top == record["target"]) if mode == "targeted" else (top != record["label"]):
+                d = (videos[i].double() - x.double()).abs()
+                if float(d.max()) <= eps + 1e-6 and 255 * float(d.mean()) < best:
+                    best = 255 * float(d.mean())
+                    expected.append([used, best, float((d.flatten(1).amax(1) == 0).double().mean())])
+    assert record["trajectory"] == expected
+    if record["success"]:  # the returned video (or a closer one) was seen within ε
+        assert expected and expected[-1][1] <= record["map"] + 1e-9
+
 
 @pytest.mark.parametrize("method, mode, variant", sorted({(m, mode, variant) for m, mode, _, variant in CASES}))
 def test_the_same_seed_gives_the_same_record(method, mode, variant, monkeypatch):
@@ -158,6 +173,19 @@ def test_the_same_seed_gives_the_same_record(method, mode, variant, monkeypatch)
     for r in (first, second):
         r.pop("wall_seconds")
     assert first == second
+
+
+@pytest.mark.parametrize("method, mode, victim", sorted({(m, mode, v) for m, mode, v, _ in CASES}))
+def test_a_smaller_budget_sees_the_same_first_queries(method, mode, victim, monkeypatch):
+    """The budget curves (sva/evaluation/trajectory.py) read "what a run with budget b
+    saw" off one run at the full budget: that holds when a run with budget b asks the
+    same first queries, which this checks with b = half of what the full run spent (the
+    run may stop a little before b when its next batch does not fit)."""
+    full = _run(method, mode, victim, monkeypatch)[2]
+    cut = max(full["queries"] // 2, 60)  # 60: the smallest budget the config accepts for one step
+    half = _run(method, mode, victim, monkeypatch, budgets={**BUDGETS, mode: cut})[2]
+    assert half["queries"] <= cut
+    assert half["trajectory"] == [p for p in full["trajectory"] if p[0] <= half["queries"]]
 
 
 def test_an_attack_refuses_an_oracle_of_the_wrong_mode():

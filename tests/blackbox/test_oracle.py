@@ -315,3 +315,30 @@ def test_ties_go_to_the_lowest_index():
     ans = Oracle(FixedLogits(torch.tensor([1.0, 3.0, 3.0])), budget=1).query(videos(1))
     assert ans.labels.item() == 1
     assert abs(ans.log_prob.item() - math.log(math.exp(3) / (math.exp(1) + 2 * math.exp(3)))) < 1e-12
+
+
+def test_observer_sees_each_answered_call_with_the_count_before_it():
+    from sva.blackbox.rounds import VideoRounds, run_side_by_side
+
+    seen = []
+
+    def observer(v, answer, used_before):
+        seen.append((v.shape[0], answer.labels.tolist(), used_before))
+
+    model = CountingModel()
+    oracle = Oracle(model, budget=10, batch_size=4, mode="label", observer=observer)
+    a = oracle.query(videos(6))
+    b = oracle.query(videos(3, seed=1))
+    with pytest.raises(BudgetExhausted):
+        oracle.query(videos(2))  # refused: not observed
+    assert seen == [(6, a.labels.tolist(), 0), (3, b.labels.tolist(), 6)]
+    # through a shared round client as well
+    seen.clear()
+
+    def job(client):
+        o = Oracle(model, budget=10, batch_size=4, rounds=client, observer=observer)
+        o.query(videos(2))
+        return o.query(videos(1, seed=2)).labels.tolist()
+
+    (last,) = run_side_by_side(VideoRounds(model, 4), [job])
+    assert [(n, used) for n, _, used in seen] == [(2, 0), (1, 2)] and seen[-1][1] == last

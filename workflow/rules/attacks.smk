@@ -48,6 +48,16 @@ rule attack_table:
             category="Example strips",
         ),
         metrics=f"{OUT}/metrics/{{table}}.json",
+        curves=report(
+            f"{OUT}/{{table}}_curves.csv",
+            caption="../report/budget_curves.rst",
+            category="Tables",
+        ),
+        curves_figure=report(
+            f"{OUT}/figures/{{table}}_curves.png",
+            caption="../report/budget_curves.rst",
+            category="Figures",
+        ),
     log:
         f"{LOGS}/attack_table/{{table}}.log",
     conda:

@@ -14,4 +14,6 @@ with log_to_file(snakemake.log[0]):
         ckpt_paths=snakemake.input.ckpts,
         out_metrics=snakemake.output.metrics,
         out_examples=snakemake.output.examples,
+        out_curves=snakemake.output.curves,
+        out_curves_png=snakemake.output.curves_figure,
     )

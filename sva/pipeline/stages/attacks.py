@@ -72,14 +72,17 @@ def attack_shard(
 def attack_table(cfg: Config, mode: str, shard_paths: list[Path], out_csv: Path, out_png: Path,
                  root: Path = Path("."), attack_set_csvs: list[Path] | None = None,
                  ckpt_paths: list[Path] | None = None, out_metrics: Path | None = None,
-                 out_examples: Path | None = None) -> pd.DataFrame:
+                 out_examples: Path | None = None, out_curves: Path | None = None,
+                 out_curves_png: Path | None = None) -> pd.DataFrame:
     """Table 3 (untargeted) or Table 4 (targeted) from the shard records, plus a figure.
 
     Refuses duplicate or foreign records (:func:`sva.evaluation.aggregate.check_records`) against
     the attack sets (``results/attack_sets/<dataset>.csv``) and the victim checkpoints
     (``results/victims/<dataset>/<victim>.pt``) given. ``out_metrics``: the table's
     numbers as flat JSON (``dvc metrics diff`` compares two runs); ``out_examples``: a
-    PNG of one example strip per (dataset, victim, method)."""
+    PNG of one example strip per (dataset, victim, method); ``out_curves`` /
+    ``out_curves_png``: FR, MAP and S against the query budget from the records'
+    trajectories (:func:`sva.evaluation.trajectory.curves_frame`), as CSV and figure."""
     from sva.evaluation.aggregate import check_records, load_records, summarize, table_for_mode, table_metrics
     from sva.evaluation.figures import attack_table_figure
 
@@ -94,6 +97,15 @@ def attack_table(cfg: Config, mode: str, shard_paths: list[Path], out_csv: Path,
     if out_metrics is not None:
         atomic.write_json(out_metrics, table_metrics(table))
     attack_table_figure(table, out_png, f"{mode} attacks")
+    if out_curves is not None or out_curves_png is not None:
+        from sva.evaluation.figures import budget_curves_figure
+        from sva.evaluation.trajectory import curves_frame
+
+        curves = curves_frame(records, mode)
+        if out_curves is not None:
+            atomic.write_csv(out_curves, curves)
+        if out_curves_png is not None:
+            budget_curves_figure(curves, out_curves_png, f"{mode} attacks: the best result found within b queries")
     if out_examples is not None:
         from sva.evaluation.strips import example_strips
 
