@@ -37,6 +37,7 @@ from sva.attacks import attack_classes
 from sva.attacks.base import AttackTask
 from sva.blackbox.oracle import Oracle
 from sva.blackbox.rounds import VideoRounds, run_side_by_side
+from sva.evaluation.trajectory import Trajectory
 from sva.pipeline.attack_job import build_method
 from sva.pipeline.config import load_config, validate_config
 from sva.utils.devices import keep_cpu_memory, pick_device
@@ -84,8 +85,9 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
 
     def one(i: int, client=None) -> int:
         x, label = videos[i % len(videos)], labels[i % len(videos)]
+        # with the trajectory observer, as the attack stage runs it (sva/pipeline/attack_job.py)
         oracle = Oracle(model, budget, batch_size=a.oracle_batch_size, device=device, mode=cls.oracle_mode,
-                        rounds=client)
+                        rounds=client, observer=Trajectory(x, label, None, a.eps))
         attack(oracle, AttackTask(x, label, features=feats, seed=i, seed_keys=("benchmark",), hints=hints))
         return oracle.used
 
