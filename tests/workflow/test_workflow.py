@@ -158,6 +158,15 @@ def test_attack_records_and_tables(project):
     aset = pd.read_csv(folder / "results/attack_sets/tiny.csv")
     assert set(table["method"]) <= {"sva", "dense"} and (table["videos"] == len(aset)).all()
     assert (folder / "results/figures/table3.png").is_file()
+    # success against queries, read off the records' trajectories (sva/evaluation/trajectory.py)
+    curves = pd.read_csv(folder / "results/table3_curves.csv")
+    assert set(curves["method"]) == set(table["method"]) and (curves["budget"].max() == 1500)
+    for (_, victim, method), g in curves.groupby(["dataset", "victim", "method"]):
+        fr_full = g[g["budget"] == 1500]["FR (%)"].iloc[0]
+        row = table[(table["victim"] == victim) & (table["method"] == method)].iloc[0]
+        assert g["FR (%)"].is_monotonic_increasing and fr_full >= row["FR (%)"] - 1e-9
+    assert (folder / "results/figures/table3_curves.png").is_file()
+    assert "Success against queries" in (folder / "docs/results.md").read_text()
     shards = sorted((folder / "results/attacks/untargeted/tiny/c3d/sva").glob("shard*.json"))
     assert len(shards) == 2
     records = [r for s in shards for r in json.loads(s.read_text())]
@@ -169,6 +178,7 @@ def test_attack_records_and_tables(project):
         video = folder / f"results/attacks/untargeted/tiny/c3d/sva/videos/{r['video_id']}.npz"
         assert video.is_file() and video.with_suffix(".png").is_file()
         assert len(r["record_key"]) == 16 and len(r["victim_sha256"]) == 64 and r["data_sha256"]
+        assert all(1 <= q <= r["queries"] for q, _, _ in r["trajectory"])
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["sva-attacks"])
     assert len(runs) == 4 * len(aset)  # 2 victims × 2 methods × videos
@@ -336,6 +346,7 @@ def test_report_shows_the_tables_and_figures_with_captions(project):
     folder, _ = project
     snakemake(folder, "--report", "report.html")
     html = (folder / "report.html").read_text(errors="replace")
-    for text in ("table1.csv", "table3.csv", "table3.png", "table3_examples.png", "Table 3 (untargeted)",
+    for text in ("table1.csv", "table3.csv", "table3.png", "table3_examples.png", "table3_curves.png",
+                 "Table 3 (untargeted)",
                  "Table 1: test accuracy", "Example strips, one per dataset"):
         assert text in html, text
