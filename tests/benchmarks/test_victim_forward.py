@@ -1,5 +1,6 @@
 """``benchmarks/victim_forward.py``: LRCN's channels-last frame CNN computes the same
-function as the contiguous layout it is compared against, and the script runs."""
+function as the contiguous layout it is compared against, and the script runs; the
+trajectory-cost script (``benchmarks/trajectory_cost.py``) runs."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ def test_script_runs(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "lrcn  batch   2:" in out.stdout and "ratio median" in out.stdout
+
+
+def test_trajectory_cost_script_runs():
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "trajectory_cost.py"), "--config", str(ROOT / ".test" / "config.yaml"),
+         "--rows", "4", "--repeats", "2"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "of a forward" in out.stdout and "C3D forward" in out.stdout
