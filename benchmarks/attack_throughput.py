@@ -30,6 +30,7 @@ import resource
 from pathlib import Path
 import statistics
 import time
+from collections import Counter
 
 import torch
 
@@ -71,12 +72,13 @@ def trained_case(run: Path, dataset: str, victim: str, device) -> tuple[torch.nn
 
 
 def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int], seconds: float, device,
-                 budget: int, start: int, in_flight: int = 1) -> tuple[float, int]:
+                 budget: int, start: int, in_flight: int = 1, round_sizes=None) -> tuple[float, int]:
     """Queries per second of ``method`` attacking videos ``start, start+1, …`` (each with
     ``budget`` queries, labels known beforehand) until ``seconds`` have passed;
     returns (q/s, queries). ``in_flight`` > 1: groups of that many videos side by side,
     their queries merged into shared batches (:mod:`sva.blackbox.rounds`, as the attack
-    stage does with ``attacks.videos_in_flight``)."""
+    stage does with ``attacks.videos_in_flight``); ``round_sizes`` (a Counter) then
+    collects the victim's rows by the size of the round they came in."""
     a = cfg.attacks
     attack = build_method(a, method, "untargeted")
     cls = attack_classes()[method]
@@ -99,6 +101,8 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
         else:
             rounds = VideoRounds(model, a.oracle_batch_size)
             used += sum(run_side_by_side(rounds, [lambda c, j=j: one(j, c) for j in range(i, i + in_flight)]))
+            if round_sizes is not None:
+                round_sizes.update({k: k * n for k, n in rounds.round_sizes.items()})
         i += in_flight
     return used / (time.perf_counter() - t0), used
 
@@ -154,10 +158,10 @@ def main() -> None:
             attack_block(cfg, method, model, videos, labels, 0.5, device, 200, 0)  # warm-up: imports, allocator
             for k in in_flight:
                 raws = [raw_block(model, batch, args.block_seconds)]
-                attacks, start = [], 0
+                attacks, start, sizes = [], 0, Counter()
                 for _ in range(args.blocks):
                     qps, used = attack_block(cfg, method, model, videos, labels, args.block_seconds, device,
-                                             args.budget, start, k)
+                                             args.budget, start, k, sizes)
                     start += k + used // max(args.budget, 1)
                     attacks.append(qps)
                     raws.append(raw_block(model, batch, args.block_seconds))
@@ -166,6 +170,11 @@ def main() -> None:
                       f"attack {statistics.median(attacks):8.1f} queries/s | ratio median "
                       f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}, "
                       f"{len(ratios)} blocks)", flush=True)
+                if sizes:  # how full the shared batches were
+                    rows = sum(sizes.values())
+                    small = sum(n for size, n in sizes.items() if size < k + 1)
+                    print(f"{'':>27}rows in rounds of at most {k} videos (one query per video): "
+                          f"{100 * small / rows:.0f} % of {rows}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak:.0f} MiB")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -52,6 +53,7 @@ class VideoRounds:
         self.rounds = 0  #: rounds evaluated so far
         self.forwards = 0  #: forward passes so far
         self.rows = 0  #: videos evaluated so far
+        self.round_sizes: Counter[int] = Counter()  #: rounds evaluated, by their number of videos
 
     def client(self, order: int) -> RoundClient:
         """A new client whose rows come at position ``order`` of every round."""
@@ -121,6 +123,7 @@ class VideoRounds:
                 out.append(logits)
                 self.forwards += 1
         self.rows += total
+        self.round_sizes[total] += 1
         allrows = out[0] if len(out) == 1 else torch.cat(out)
         return [allrows[bounds[i]:bounds[i + 1]] for i in range(len(requests))]
 

@@ -62,6 +62,8 @@ def test_answers_and_counts_equal_a_plain_oracle():
     assert victim.videos == sum(o.used for o in oracles.values())
     assert victim.forwards[:2] == [4, 2]
     assert rounds.rounds == 4 and rounds.rows == victim.videos
+    assert sum(rounds.round_sizes.values()) == 4 and rounds.round_sizes[6] >= 1
+    assert sum(size * n for size, n in rounds.round_sizes.items()) == rounds.rows
 
 
 def test_a_round_waits_for_every_open_client():
