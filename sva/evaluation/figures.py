@@ -135,6 +135,11 @@ def budget_curves_figure(curves: pd.DataFrame, path: str | Path, title: str) -> 
             ax.set_axis_off()
     methods = list(dict.fromkeys(curves["method"])) if len(curves) else []
     colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    # a dash pattern per method as well: curves that coincide (e.g. two methods
+    # at 0 % all along) stay visible
+    dashes = ["-", "--", "-.", ":"]
+    styles = {m: {"color": colours[m], "linestyle": dashes[i % len(dashes)], "linewidth": 1.8}
+              for i, m in enumerate(methods)}
     for j, (dataset, victim) in enumerate(pairs):
         sub = curves[(curves["dataset"] == dataset) & (curves["victim"] == victim)]
         videos = sorted({int(v) for v in sub["videos"]})
@@ -145,7 +150,7 @@ def budget_curves_figure(curves: pd.DataFrame, path: str | Path, title: str) -> 
                 g = sub[sub["method"] == method]
                 if g.empty:
                     continue
-                ax.step(g["budget"], g[col].astype(float), where="post", color=colours[method], label=method)
+                ax.step(g["budget"], g[col].astype(float), where="post", label=method, **styles[method])
             if j == 0:
                 ax.set_ylabel(label, fontsize=9)
             if col == "FR (%)":
@@ -153,7 +158,7 @@ def budget_curves_figure(curves: pd.DataFrame, path: str | Path, title: str) -> 
             ax.grid(alpha=0.3)
         axes[-1, j].set_xlabel("query budget b (queries per video)")
     if methods:
-        handles = [plt.Line2D([], [], color=colours[m], label=m) for m in methods]
+        handles = [plt.Line2D([], [], label=m, **styles[m]) for m in methods]
         fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.965), ncol=len(handles),
                    fontsize=9, frameon=False)
     fig.suptitle(title)
