@@ -38,17 +38,23 @@ def videos_per_second(forward, batch: torch.Tensor, seconds: float) -> float:
         return n / (time.perf_counter() - t0)
 
 
-def nchw_forward(model: LRCN):
-    """``model``'s forward with its frame CNN in the contiguous layout (a copy)."""
-    backbone = copy.deepcopy(model.backbone).to(memory_format=torch.contiguous_format)
+class _Contiguous(torch.nn.Module):
+    """Runs ``inner`` on its input made contiguous (NCHW)."""
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        b, t = x.shape[:2]
-        feats = backbone(model.normalize(x).flatten(0, 1).contiguous()).view(b, t, -1)
-        out, _ = model.lstm(feats)
-        return model.fc(model.dropout(out)).mean(dim=1)
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
 
-    return forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.contiguous())
+
+
+def nchw_forward(model: LRCN) -> LRCN:
+    """A copy of ``model`` whose frame CNN runs in the contiguous (NCHW) layout: its
+    weights converted, and the channels-last frames LRCN's forward passes converted back."""
+    other = copy.deepcopy(model)
+    other.backbone = _Contiguous(other.backbone.to(memory_format=torch.contiguous_format))
+    return other
 
 
 def main() -> None:

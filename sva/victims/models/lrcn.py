@@ -104,8 +104,8 @@ class LRCN(nn.Module):
             self.backbone = SmallCNN(backbone_width)
         else:
             raise ValueError(f"unknown LRCN backbone {backbone!r}")
-        # channels-last convolutions: the small CNN's forward is 1.6x faster on this CPU
-        # (max-pooling in NCHW dominated it; docs/victims.md, "Speed")
+        # channels-last convolutions: the small CNN's forward is ~1.5x faster on this CPU
+        # (max-pooling in NCHW dominated it; docs/victims.md, LRCN)
         self.backbone.to(memory_format=torch.channels_last)
         self.lstm = nn.LSTM(self.backbone.out_dim, hidden, batch_first=True)
         with torch.no_grad():  # forget-gate bias 1 (Jozefowicz et al. 2015); gates: i, f, g, o
