@@ -16,6 +16,10 @@ Weights (``FeatureCfg.weights``) — no download is ever attempted:
 * ``none``: random init (torchvision's initialisers) under a torch generator seeded
   with ``derive_seed(seed, "features", "resnet18")``; the global RNG is untouched.
 * anything else: a path to a local ``state_dict`` (``torch.load(weights_only=True)``).
+
+Centring (``FeatureCfg.center``, :func:`center_on_train_mean`): the written features
+may have the mean feature of the train split's frames subtracted (``auto``: exactly
+when the weights are a random init), see ``docs/features.md``, "Centring".
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sva.utils.atomic import atomic_path
+from sva.utils.errors import UserError
 from sva.data.settings import FeatureCfg
 from sva.data.snippets import SnippetStore, load_snippets
 from sva.utils.devices import pick_device
@@ -49,8 +54,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class WeightsError(RuntimeError):
-    """Requested backbone weights are unavailable or incompatible."""
+class WeightsError(UserError, RuntimeError):
+    """Requested backbone weights are unavailable or incompatible (the message names
+    the file; pipeline jobs print it without a traceback)."""
 
 
 def imagenet_weights_file() -> Path:
@@ -213,6 +219,38 @@ def _extract(store, cfg, seed, device, progress, out) -> tuple[np.ndarray, str]:
     return out, used
 
 
+def resolve_center(center: str, used: str) -> str:
+    """``"train_mean"`` or ``"none"`` for ``FeatureCfg.center`` given the weights
+    actually used (``"none"`` = random init, ``"imagenet"``, ``"file:..."``)."""
+    if center == "auto":
+        return "train_mean" if used == "none" else "none"
+    if center not in ("train_mean", "none"):
+        raise ValueError(f"features.center must be 'auto', 'train_mean' or 'none', got {center!r}")
+    return center
+
+
+def center_on_train_mean(features: np.ndarray, train_rows: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Subtract, in place, the mean feature over every frame of the rows ``train_rows``.
+
+    ``features``: float32 ``(N, T, D)`` (an in-memory array or a writable memmap,
+    processed ``chunk`` rows at a time); ``train_rows``: indices of the train split's
+    snippets. The mean is accumulated in float64. Returns the subtracted mean, float32
+    ``(D,)``. Euclidean distances between features are unchanged; cosines then measure
+    how frames differ from the train split's average frame.
+    """
+    train_rows = np.asarray(train_rows, dtype=np.int64)
+    if train_rows.size == 0:
+        raise ValueError("centring on the train mean needs at least one train-split snippet, got none")
+    total = np.zeros(features.shape[-1], dtype=np.float64)
+    for start in range(0, train_rows.size, chunk):
+        rows = features[train_rows[start:start + chunk]]
+        total += rows.reshape(-1, rows.shape[-1]).sum(0, dtype=np.float64)
+    mean = (total / (train_rows.size * features.shape[1])).astype(np.float32)
+    for start in range(0, features.shape[0], chunk):
+        features[start:start + chunk] -= mean
+    return mean
+
+
 def build_features(
     snippets_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -236,6 +274,16 @@ def build_features(
             tmp / "features.npy", mode="w+", dtype=np.float32, shape=(len(store), store.num_frames, FEATURE_DIM)
         )
         _, used = extract_features(store, cfg, seed, device, progress=progress, out=arr, threads=threads)
+        center = resolve_center(cfg.center, used)
+        mean = None
+        if center == "train_mean":
+            train = store.split_indices("train")
+            if train.size == 0:
+                raise UserError(
+                    f"features.center 'train_mean': {snippets_dir / 'index.csv'} has no train-split snippet "
+                    "to take the mean of (set features.center: none)"
+                )
+            mean = center_on_train_mean(arr, train)
         arr.flush()
         shape = list(arr.shape)
         del arr
@@ -257,6 +305,9 @@ def build_features(
             "shape": shape,
             "dtype": "float32",
             "layer": "resnet18 global average pool (before fc)",
+            "center": center,
+            "center_train_snippets": int(store.split_indices("train").size) if mean is not None else None,
+            "center_mean": [float(v) for v in mean] if mean is not None else None,
             "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
             "seconds": round(elapsed, 3),
             "torch_threads": int(threads) if threads is not None else torch.get_num_threads(),

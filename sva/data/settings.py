@@ -68,8 +68,17 @@ class FeatureCfg(StrictModel):
     ``weights``: ``auto`` (ImageNet weights if they load offline, else random init,
     logged), ``imagenet`` (required), ``none`` (random init from the seed), or a path
     to a local ``state_dict``.
+
+    ``center``: ``train_mean`` subtracts the mean feature of the train split's frames
+    (the attacker's own data) from every feature, so that cosines (R_div) compare what
+    differs between frames rather than the large component every post-ReLU feature of
+    a random network shares; ``none`` keeps the raw features (the paper's, with
+    ImageNet weights); ``auto`` (default) centres exactly when the weights are a random
+    init. Euclidean distances, hence R_rep, are unchanged by centring
+    (``docs/features.md``, "Centring").
     """
 
     weights: str = "auto"
     batch_size: PositiveInt = 256
     input_size: PositiveInt | None = None  # resize frames to this square size first
+    center: Literal["auto", "train_mean", "none"] = "auto"

@@ -14,6 +14,7 @@ import torchvision
 from sva.data import features as ft
 from sva.data.settings import FeatureCfg, SnippetCfg
 from sva.data.snippets import build_snippets, load_snippets
+from sva.utils.errors import UserError
 from sva.data.features import (
     FEATURE_DIM,
     WeightsError,
@@ -202,12 +203,13 @@ def test_imagenet_from_the_hub_cache(no_hub, weights):
 
 def test_build_features_folder(tmp_path, snippets_dir):
     out = tmp_path / "features"
-    meta = build_features(snippets_dir, out, FeatureCfg(weights="none"), seed=2, device="cpu", progress=False)
+    cfg = FeatureCfg(weights="none", center="none")  # raw: equal to extract_features (centring: below)
+    meta = build_features(snippets_dir, out, cfg, seed=2, device="cpu", progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["features.npy", "meta.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["features"]
     arr = load_features(out)
     assert isinstance(arr, np.memmap) and arr.dtype == np.float32 and arr.shape == (4, T, FEATURE_DIM)
-    direct, _ = extract_features(load_snippets(snippets_dir), FeatureCfg(weights="none"), seed=2, progress=False)
+    direct, _ = extract_features(load_snippets(snippets_dir), cfg, seed=2, progress=False)
     np.testing.assert_array_equal(np.asarray(arr), direct)
     on_disk = json.loads((out / "meta.json").read_text())
     assert on_disk == meta
@@ -258,3 +260,100 @@ def test_auto_with_a_broken_cached_file_is_an_error(no_hub):
     file.write_bytes(b"half a download")
     with pytest.raises(WeightsError, match=str(file)):
         load_resnet18("auto", 0)
+
+
+# --------------------------------------------------------------------------- centring
+def test_resolve_center():
+    assert ft.resolve_center("auto", "none") == "train_mean"  # random init: centre
+    assert ft.resolve_center("auto", "imagenet") == "none"  # the paper's raw features
+    assert ft.resolve_center("auto", "file:/x.pth") == "none"
+    assert ft.resolve_center("train_mean", "imagenet") == "train_mean"
+    assert ft.resolve_center("none", "none") == "none"
+    with pytest.raises(ValueError, match="features.center"):
+        ft.resolve_center("median", "none")
+
+
+def test_center_on_train_mean_subtracts_the_train_frames_mean():
+    rng = np.random.default_rng(0)
+    f = (rng.random((7, 4, 5)) + 3.0).astype(np.float32)
+    raw = f.copy()
+    train = np.array([0, 2, 3])
+    mean = ft.center_on_train_mean(f, train, chunk=2)
+    np.testing.assert_allclose(mean, raw[train].reshape(-1, 5).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(f, raw - mean, rtol=1e-6)
+    np.testing.assert_allclose(f[train].reshape(-1, 5).mean(0), 0.0, atol=1e-5)
+    # Euclidean distances (hence R_rep) unchanged
+    np.testing.assert_allclose(np.linalg.norm(f[1, 0] - f[5, 3]), np.linalg.norm(raw[1, 0] - raw[5, 3]), rtol=1e-5)
+    with pytest.raises(ValueError, match="train"):
+        ft.center_on_train_mean(f, np.array([], dtype=np.int64))
+
+
+def test_build_features_centres_random_features_on_the_train_split(tmp_path, snippets_dir):
+    store = load_snippets(snippets_dir)
+    raw, used = extract_features(store, FeatureCfg(weights="none"), 0, "cpu", progress=False)
+    assert used == "none"
+    meta = build_features(snippets_dir, tmp_path / "f", FeatureCfg(weights="none"), 0, "cpu", progress=False)
+    assert meta["center"] == "train_mean" and meta["center_train_snippets"] == 3
+    train = store.split_indices("train")
+    mean = raw[train].reshape(-1, FEATURE_DIM).mean(0)
+    np.testing.assert_allclose(meta["center_mean"], mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(load_features(tmp_path / "f"), raw - mean, rtol=1e-4, atol=1e-5)
+    plain = build_features(snippets_dir, tmp_path / "g", FeatureCfg(weights="none", center="none"), 0, "cpu",
+                           progress=False)
+    assert plain["center"] == "none" and plain["center_mean"] is None
+    np.testing.assert_array_equal(load_features(tmp_path / "g"), raw)
+
+
+def test_centring_without_a_train_split_names_the_index(tmp_path):
+    root = tmp_path
+    write_numbered(root / "videos" / "v.mkv", 8)
+    build_snippets([Entry("v", "v.mkv", "c0", 0, "test")], root / "videos", root / "snippets",
+                   SnippetCfg(num_frames=T), progress=False)
+    with pytest.raises(UserError, match=r"index\.csv has no train-split snippet"):
+        build_features(root / "snippets", root / "f", FeatureCfg(weights="none", center="train_mean"), 0, "cpu",
+                       progress=False)
+    assert not (root / "f").exists()
+
+
+def test_centred_random_features_tell_frames_of_different_content_apart():
+    """The agent's features must carry information (R_div, R_rep): on the embedded
+    synthetic videos, frames before the motion window (the same content up to noise)
+    stay alike, frames on either side of it (the object moved) clearly differ, and R_div
+    of random half masks spans a useful range. Raw random features do not (cosine ~0.99,
+    R_div ~0.01): that is why ``center: auto`` centres them."""
+    import pandas as pd
+
+    from sva.attacks.rl.rewards import diversity
+    from sva.data import synthetic as syn
+    from sva.data.settings import SyntheticCfg
+    from sva.data.snippets import SnippetStore
+
+    cfg = SyntheticCfg(num_classes=6, train_per_class=3, test_per_class=2)
+    parts = {s: syn.generate_arrays(cfg, 0, s) for s in ("train", "test")}
+    frames = np.concatenate([parts["train"][0], parts["test"][0]])
+    infos = parts["train"][2] + parts["test"][2]
+    split = ["train"] * len(parts["train"][1]) + ["test"] * len(parts["test"][1])
+    store = SnippetStore(Path("synthetic"), pd.DataFrame({"split": split}), frames, {})
+    raw, _ = extract_features(store, FeatureCfg(weights="none"), 0, "cpu", progress=False)
+    centred = raw.copy()
+    ft.center_on_train_mean(centred, store.split_indices("train"))
+
+    def cos(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    same, moved = [], []
+    for i, info in enumerate(infos):
+        s, n = info["window_start"], info["window_length"]
+        if s >= 2 and s + n < cfg.frames:  # two frames before the window, one after it
+            same.append(cos(centred[i, 0], centred[i, 1]))
+            moved.append(cos(centred[i, 0], centred[i, -1]))
+    assert len(same) >= 10
+    assert np.mean(same) > 0.95 and np.mean(moved) < np.mean(same) - 0.1, (np.mean(same), np.mean(moved))
+
+    g = torch.Generator().manual_seed(0)
+    masks = [torch.rand(cfg.frames, generator=g) < 0.5 for _ in range(8)]
+    r_div = {name: np.array([diversity(torch.from_numpy(f[i]), m) for i in range(len(f)) for m in masks])
+             for name, f in (("raw", raw), ("centred", centred))}
+    lo, hi = np.percentile(r_div["centred"], [5, 95])
+    assert hi - lo > 0.1 and r_div["centred"].mean() > 0.05, (lo, hi)
+    assert r_div["raw"].mean() < 0.03  # the problem centring solves
