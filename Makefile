@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo paper test test-fast lint clean
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ $(VENV)/.installed: pyproject.toml scripts/install_system_deps.sh
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/dvc commit --force --quiet data victims attack_sets untargeted
+
+# Everything `demo` builds, plus the comparison tables (Table 5, Figs. 7 and 9) and the
+# reproduction report results/reproduction.md (the `paper` target; docs/design.md).
+paper: setup
+	$(BIN)/snakemake --cores $(CORES) paper
 
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q

@@ -37,6 +37,16 @@ rule all:
         ],
 
 
+# Every table and figure the configuration defines, beyond `all`: the comparison tables
+# of `tables` (Table 5, the reward ablation; Figs. 7 and 9) and, as they come, the
+# paper's other experiments.
+rule paper:
+    input:
+        rules.all.input,
+        paper_tables(),
+        [] if STUDY else "results/reproduction.md",
+
+
 rule data:
     input:
         expand("data/snippets/{dataset}/index.csv", dataset=DATASETS),

@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 
 
 def build_method(cfg: AttacksCfg, method: str, mode: str) -> Attack:
-    """The registered attack ``method`` for ``mode``, built from its config blocks."""
-    return build_attack(method, cfg.context(mode), cfg.method_cfg(method))
+    """The attack ``method`` (registered, or a variant of ``cfg.variants``) for ``mode``,
+    built from its config blocks."""
+    return build_attack(cfg.base_method(method), cfg.context(mode, method), cfg.method_cfg(method))
 
 
 def attack_video(
@@ -80,7 +81,8 @@ def attack_video(
         fallback = None if outcome.fallback is None else outcome.fallback.to(device)
         mean = mean_reading(model, x.to(device), fallback, label, task.target, a.eps)
     record = {
-        "method": method, "mode": mode, "label": int(label), "target": task.target,
+        "method": method, **({"variant_of": a.base_method(method)} if a.base_method(method) != method else {}),
+        "mode": mode, "label": int(label), "target": task.target,
         "clean_label_seen": outcome.clean_label,
         "attack_claimed_success": outcome.success,
         **check,
@@ -200,7 +202,7 @@ def run_shard(
         for video_id in group:
             row = rows.loc[video_id]
             feats, pick, data_sha = video_data(cfg, dataset, mode, row, store, features, train_idx)
-            hints = dependency_hints(method, out_dir, video_id)
+            hints = dependency_hints(cfg.attacks.base_method(method), out_dir, video_id)
             if hints:  # what the method reads from other methods' records is part of its input
                 data_sha = stable_hash({"data": data_sha, "hints": hints})
             key = record_key(cfg, dataset=dataset, victim=victim, method=method, mode=mode, video_id=video_id,
@@ -267,7 +269,9 @@ def _attack_job(cfg: Config, dataset: str, victim: str, method: str, mode: str, 
     started = time.time()
     fields, outcome = attack_video(cfg, method, mode, model, x, int(row["label"]), target,
                                    torch.from_numpy(job.feats), candidates,
-                                   (dataset, victim, method, mode, job.video_id), device, job.hints, rounds=client)
+                                   # a variant draws its base method's random numbers (common random numbers)
+                                   (dataset, victim, cfg.attacks.base_method(method), mode, job.video_id), device,
+                                   job.hints, rounds=client)
     return x, fields, outcome, started, time.time()
 
 
@@ -282,7 +286,7 @@ def _write_video(cfg: Config, dataset: str, victim: str, method: str, mode: str,
     video_id = job.video_id
     record = {"dataset": dataset, "victim": victim, "video_id": video_id, "idx": int(job.row["idx"]), "shard": shard,
               "seed": cfg.seed, "record_key": job.key, "victim_sha256": victim_sha256, "data_sha256": job.data_sha,
-              "code_fingerprint": code_fingerprint("attack_shard", method), **fields,
+              "code_fingerprint": code_fingerprint("attack_shard", cfg.attacks.base_method(method)), **fields,
               "videos_in_flight": cfg.attacks.videos_in_flight,
               "started_at": started, "finished_at": finished, "job_seconds": finished - started,
               "device": str(device), "peak_rss_mib": _peak_rss_mib()}

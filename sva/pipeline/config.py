@@ -42,6 +42,22 @@ class DatasetCfg(StrictModel):
         return self
 
 
+class VariantCfg(StrictModel):
+    """A named arm of an experiment (``attacks.variants.<name>``): a registered method
+    run with some of its settings changed, e.g. SVA with only R_attack (Table 5). It
+    is a method name everywhere (``methods``, ``tables``, the DAG, records, tables);
+    its settings are the base method's block of this config with ``settings`` merged
+    over it, and its mode blocks the config's with ``untargeted`` / ``targeted``
+    merged over them. It draws the same random numbers as its base method (its seeds
+    derive from the base method's name: common random numbers), so what differs
+    between the two is what the overrides change (``docs/attacks.md``, "Variants")."""
+
+    method: str = Field(description="the registered method this variant runs")
+    settings: dict[str, Any] = Field({}, description="overrides of attacks.<method>")
+    untargeted: dict[str, Any] = Field({}, description="overrides of attacks.untargeted")
+    targeted: dict[str, Any] = Field({}, description="overrides of attacks.targeted")
+
+
 class AttacksBase(StrictModel):
     """The attack stage (``attacks``): which methods and modes, the L∞ bound, one block
     per mode (budget and the perturber's settings) and one block per method (its own
@@ -61,21 +77,72 @@ class AttacksBase(StrictModel):
         "(1: one video at a time); see docs/attacks.md")
     untargeted: UntargetedCfg = UntargetedCfg()
     targeted: TargetedCfg = TargetedCfg()
+    variants: dict[str, VariantCfg] = Field(
+        {}, description="named arms: a registered method with some settings changed (docs/attacks.md, Variants)")
 
-    def mode_cfg(self, mode: str) -> UntargetedCfg | TargetedCfg:
-        return getattr(self, mode)
+    def base_method(self, method: str) -> str:
+        """The registered method that ``method`` (a registered name or a variant) runs."""
+        v = self.variants.get(method)
+        return v.method if v is not None else method
 
-    def context(self, mode: str) -> AttackContext:
-        """What every method is built with in ``mode`` (:mod:`sva.attacks.settings`)."""
-        return AttackContext(mode=mode, eps=self.eps, mode_cfg=self.mode_cfg(mode), budget_scope=self.budget_scope)
+    def mode_cfg(self, mode: str, method: str | None = None) -> UntargetedCfg | TargetedCfg:
+        """``mode``'s block; for a variant ``method``, with its overrides merged in."""
+        block = getattr(self, mode)
+        v = self.variants.get(method) if method is not None else None
+        if v is None or not getattr(v, mode):
+            return block
+        return type(block).model_validate(deep_merge(block.model_dump(), getattr(v, mode)))
+
+    def context(self, mode: str, method: str | None = None) -> AttackContext:
+        """What ``method`` (default: any registered method) is built with in ``mode``
+        (:mod:`sva.attacks.settings`)."""
+        return AttackContext(mode=mode, eps=self.eps, mode_cfg=self.mode_cfg(mode, method),
+                             budget_scope=self.budget_scope)
 
     def method_cfg(self, method: str) -> StrictModel:
-        """The settings block of ``method`` (``attacks.<method>``)."""
-        return getattr(self, method)
+        """The settings block of ``method`` (``attacks.<method>``; a variant: its base
+        method's block with the variant's ``settings`` merged in)."""
+        v = self.variants.get(method)
+        if v is None:
+            return getattr(self, method)
+        block = getattr(self, v.method)
+        return type(block).model_validate(deep_merge(block.model_dump(), v.settings))
+
+    def method_names(self) -> list[str]:
+        """Every name a method can be given by: the registered methods and the variants."""
+        return [*attack_classes(), *self.variants]
 
     def min_budget(self, mode: str) -> int:
         """The fewest queries that let one attack step finish in ``mode``."""
         return min_budget(mode, self.mode_cfg(mode))
+
+    @model_validator(mode="after")
+    def _variants_valid(self) -> "AttacksBase":
+        classes = attack_classes()
+        problems = []
+        for name, v in self.variants.items():
+            where = f"variants.{name}"
+            if name in classes:
+                problems.append(f"{where}: {name!r} is a registered method; give the variant another name")
+            elif not name.replace("_", "").isalnum():
+                problems.append(f"{where}: a variant's name has letters, digits and '_' only")
+            if v.method not in classes:
+                problems.append(f"{where}.method: {v.method!r} is not a registered method "
+                                f"(have {', '.join(classes)})")
+                continue
+            for part, fn in (("settings", lambda: self.method_cfg(name)),
+                             *((mode, lambda m=mode: self.mode_cfg(m, name)) for mode in ("untargeted", "targeted"))):
+                try:
+                    fn()
+                except ValidationError as err:
+                    for e in err.errors():
+                        loc = "".join(f".{p}" for p in e["loc"])
+                        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+                        problems.append(f"{where}.{part}{loc}: {msg}")
+        problems += self.unknown_methods(self.methods, "methods")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _budgets_workable(self) -> "AttacksBase":
@@ -90,13 +157,36 @@ class AttacksBase(StrictModel):
         for name, cls in attack_classes().items():
             if name in type(self).model_fields:  # registered when the schema was built
                 problems += cls.settings_problems(self.method_cfg(name), modes)
-        unsupported = [f"method {m!r} does not support mode {mode!r}" for m in self.methods for mode in self.modes
-                       if mode not in attack_classes()[m].modes]
-        unsupported += [f"methods: {m!r} needs {d!r} too (it reads {d}'s records of the same videos)"
-                        for m in self.methods for d in attack_classes()[m].depends_on if d not in self.methods]
-        if problems or unsupported:
-            raise ValueError("; ".join(problems + unsupported))
+        for name, v in self.variants.items():
+            for mode in ("untargeted", "targeted"):
+                need, have = min_budget(mode, self.mode_cfg(mode, name)), self.mode_cfg(mode, name).budget
+                if have < need:
+                    problems.append(f"variants.{name}.{mode}.budget: {have} queries cannot finish one attack step; "
+                                    f"the smallest workable budget is {need}")
+            problems += [f"variants.{name}: {p}" for p in attack_classes()[v.method].settings_problems(
+                self.method_cfg(name), {m: self.mode_cfg(m, name) for m in ("untargeted", "targeted")})]
+        problems += self.selection_problems(self.methods, self.modes, "methods")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def unknown_methods(self, methods, where: str) -> list[str]:
+        """A problem naming the ``methods`` that are neither registered nor variants."""
+        unknown = [m for m in methods if m not in self.method_names()]
+        return [f"{where}: {', '.join(map(repr, unknown))} not a registered method or a variant "
+                f"(have {', '.join(self.method_names())})"] if unknown else []
+
+    def selection_problems(self, methods: list[str], modes: list[str], where: str) -> list[str]:
+        """What is wrong with running ``methods`` (registered or variants) in ``modes``:
+        a mode a method does not support, a method whose dependency is missing."""
+        classes = attack_classes()
+        known = [m for m in methods if self.base_method(m) in classes]
+        at = "" if where == "methods" else f" ({where})"
+        out = [f"method {m!r} does not support mode {mode!r}{at}" for m in known for mode in modes
+               if mode not in classes[self.base_method(m)].modes]
+        out += [f"{where}: {m!r} needs {d!r} too (it reads {d}'s records of the same videos)"
+                for m in known for d in classes[self.base_method(m)].depends_on if d not in methods]
+        return out
 
 
 def _attacks_model() -> type[AttacksBase]:
@@ -109,13 +199,28 @@ def _attacks_model() -> type[AttacksBase]:
     default = [m for m in ("sva", "dense") if m in classes]
     return create_model(
         "AttacksCfg", __base__=AttacksBase, __module__=__name__,
-        methods=(list[Literal[names]], Field(default, description="registered attack methods to run: "
-                                                                   + ", ".join(names))),
+        methods=(list[str], Field(default, description="attack methods to run (Tables 3 and 4): registered "
+                                  "ones (" + ", ".join(names) + ") or names of attacks.variants")),
         **blocks,
     )
 
 
 AttacksCfg = _attacks_model()
+
+
+class ComparisonTableCfg(StrictModel):
+    """A table (and its bar figure) whose rows are named methods or variants attacking
+    the same videos, e.g. Table 5 (§4.5.1) or Fig. 9 (§4.5.4): ``rows`` maps each row's
+    label to the method it runs (``tables.<name>``, built by the ``paper`` target)."""
+
+    mode: Literal["untargeted", "targeted"] = Field("untargeted", description="attack mode of every row")
+    victims: list[str] | None = Field(None, description="victims (default: every one of victims.models)")
+    rows: dict[str, str] = Field(description="row label -> method (registered or a variant), in order")
+    title: str = Field("", description="what the table shows (the figure's title)")
+
+
+#: outputs the main run writes: a comparison table may not take their names
+RESERVED_TABLES = ("table1", "table3", "table4")
 
 
 class TrackingCfg(StrictModel):
@@ -134,7 +239,33 @@ class Config(StrictModel):
     features: FeatureCfg = FeatureCfg()
     victims: VictimsCfg = VictimsCfg()
     attacks: AttacksCfg = Field(default_factory=AttacksCfg)
+    #: name -> comparison table, built by the ``paper`` target (results/<name>.csv)
+    tables: dict[str, ComparisonTableCfg] = Field(
+        {}, description="tables beyond 3 and 4 (e.g. table5, the reward ablation): results/<name>.csv, "
+        "results/figures/<name>.png; built by the paper target")
     tracking: TrackingCfg = TrackingCfg()
+
+    @model_validator(mode="after")
+    def _tables_runnable(self) -> "Config":
+        problems = []
+        for name, t in self.tables.items():
+            where = f"tables.{name}"
+            if name in RESERVED_TABLES or not name.replace("_", "").isalnum():
+                problems.append(f"{where}: a table's name has letters, digits and '_' only and is none of "
+                                f"{', '.join(RESERVED_TABLES)}")
+            known = self.attacks.method_names()
+            problems += self.attacks.unknown_methods(t.rows.values(), f"{where}.rows")
+            if not t.rows:
+                problems.append(f"{where}.rows: at least one row is needed")
+            problems += self.attacks.selection_problems([m for m in t.rows.values() if m in known], [t.mode],
+                                                        f"{where}.rows")
+            missing = [v for v in t.victims or [] if v not in self.victims.models]
+            if missing:
+                problems.append(f"{where}.victims: {', '.join(map(repr, missing))} not in victims.models "
+                                f"({', '.join(self.victims.models)})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("datasets")
     @classmethod
@@ -151,14 +282,14 @@ class Config(StrictModel):
 def _format_errors(source: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        loc = "".join(f"{p}: " if i == len(e["loc"]) - 1 else f"{p}." for i, p in enumerate(e["loc"]))
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: {loc}: unknown key")
+            lines.append(f"{source}: {loc}unknown key")
         else:
             value = e.get("input")
             shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{source}: {loc}: {msg}{shown}")
+            lines.append(f"{source}: {loc}{msg}{shown}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

@@ -40,14 +40,14 @@ BOOKKEEPING = frozenset({
 })
 
 #: stages that are not a function of :mod:`sva.pipeline.stages`: stage name → root module
-STAGE_MODULES = {"results_doc": "sva.pipeline.report"}
+STAGE_MODULES = {"results_doc": "sva.pipeline.report", "reproduction": "sva.pipeline.report"}
 
 #: stage name → the module of :mod:`sva.pipeline.stages` (one per rule file) whose
 #: function of the same name implements it
 STAGE_FUNCTIONS = {
     "download": "data", "snippets": "data", "features": "data",
     "train_victim": "victims", "table1": "victims", "attack_set": "attack_set",
-    "attack_shard": "attacks", "attack_table": "attacks",
+    "attack_shard": "attacks", "attack_table": "attacks", "ablation_table": "attacks",
 }
 
 
@@ -192,11 +192,14 @@ def code_fingerprint(stage: str, method: str | None = None) -> str:
 def attack_settings(cfg: Config, method: str, mode: str) -> dict:
     """The attack settings that decide one video's attack by ``method`` in ``mode``: the
     common ones, the mode's block and the method's block (not the job selection —
-    methods, modes, shards — nor another method's or mode's block)."""
+    methods, modes, shards — nor another method's or mode's block). A variant's are its
+    resolved blocks (base block with its overrides) and the name of its base method."""
     a = cfg.attacks
+    base = a.base_method(method)
     return {**{k: getattr(a, k) for k in ATTACK_COMMON},
-            mode: a.mode_cfg(mode).model_dump(mode="json"),
-            method: a.method_cfg(method).model_dump(mode="json")}
+            mode: a.mode_cfg(mode, method).model_dump(mode="json"),
+            method: a.method_cfg(method).model_dump(mode="json"),
+            **({"variant_of": base} if base != method else {})}
 
 
 def config_slice(cfg: Config, stage: str, *, dataset: str | None = None, model: str | None = None,
@@ -219,14 +222,22 @@ def config_slice(cfg: Config, stage: str, *, dataset: str | None = None, model: 
         return {"seed": cfg.seed, "attacks": attack_settings(cfg, method, mode), "shards": cfg.attacks.shards}
     if stage == "attack_table":
         return {"table": table, "kinds": {name: d.kind for name, d in sorted(cfg.datasets.items())}}
+    if stage == "ablation_table":
+        t = cfg.tables.get(table)
+        return {"table": table, "kinds": {name: d.kind for name, d in sorted(cfg.datasets.items())},
+                "spec": t.model_dump(mode="json") if t is not None else None}
     if stage == "results_doc":
         return {}
+    if stage == "reproduction":
+        return {"tables": {n: t.model_dump(mode="json") for n, t in sorted(cfg.tables.items())},
+                "variants": {n: v.method for n, v in sorted(cfg.attacks.variants.items())}}
     raise ValueError(f"unknown stage {stage!r}; known: {', '.join([*STAGE_FUNCTIONS, *STAGE_MODULES])}")
 
 
 def stage_key(cfg: Config, stage: str, **wildcards: str | None) -> str:
     """What a Snakemake rule passes as ``params.key``: config slice + code fingerprint."""
-    code = code_fingerprint(stage, wildcards.get("method"))
+    method = wildcards.get("method")
+    code = code_fingerprint(stage, cfg.attacks.base_method(method) if method else None)
     return stable_hash({"config": config_slice(cfg, stage, **wildcards), "code": code})
 
 
@@ -247,5 +258,5 @@ def record_key(cfg: Config, *, dataset: str, victim: str, method: str, mode: str
         "seed": cfg.seed, "attacks": attack_settings(cfg, method, mode),
         "job": [dataset, victim, method, mode, str(video_id)],
         "victim_sha256": victim_sha256, "data_sha256": data_sha256,
-        "code": code_fingerprint("attack_shard", method),
+        "code": code_fingerprint("attack_shard", cfg.attacks.base_method(method)),
     })

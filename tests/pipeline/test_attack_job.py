@@ -26,7 +26,7 @@ def test_video_groups():
         video_groups(["a"], 0)
 
 
-def _shard_inputs(folder: Path, in_flight: int, method: str = "dense", videos: int = 5):
+def _shard_inputs(folder: Path, in_flight: int, method: str = "dense", videos: int = 5, variants=None):
     import torch
 
     from sva.data.snippets import load_snippets
@@ -35,6 +35,7 @@ def _shard_inputs(folder: Path, in_flight: int, method: str = "dense", videos: i
     data = load_config(folder / "params.yaml").model_dump(mode="json")
     data["attacks"].update(methods=["sva", "dense"], shards=1, videos_in_flight=in_flight)
     data["attacks"]["untargeted"]["budget"] = 400
+    data["attacks"]["variants"] = {**data["attacks"].get("variants", {}), **(variants or {})}
     cfg = validate_config(data, "in-flight test")
     model, _ = load_victim(folder / "results/victims/tiny/c3d.pt", "cpu", expect="c3d")
     store = load_snippets(folder / "data/snippets/tiny")
@@ -108,3 +109,18 @@ def test_one_video_in_flight_keeps_the_plain_key(tiny_project, tmp_path):
             cfg, dataset="tiny", victim="c3d", method="dense", mode="untargeted", video_id=r["video_id"],
             victim_sha256=sha, data_sha256=r["data_sha256"])
     assert json.loads((tmp_path / "one" / "videos" / f"{recs[0]['video_id']}.json").read_text())["videos_in_flight"] == 1
+
+
+def test_a_variant_without_overrides_repeats_its_base_method(tiny_project, tmp_path):
+    """A variant draws its base method's random numbers: with no override it gives the
+    base method's records, under its own name, key and ``variant_of``."""
+    folder, _ = tiny_project
+    args, sha = _shard_inputs(folder, in_flight=1, videos=2, variants={"sva_same": {"method": "sva"}})
+    base = run_shard(*args[:3], "sva", *args[4:], tmp_path / "sva", sha, progress=False)
+    same = run_shard(*args[:3], "sva_same", *args[4:], tmp_path / "sva_same", sha, progress=False)
+    skip = {"method", "variant_of", "record_key"}
+    assert [r["method"] for r in same] == ["sva_same"] * 2 and all(r["variant_of"] == "sva" for r in same)
+    assert "variant_of" not in base[0]
+    assert [{k: v for k, v in _strip(r).items() if k not in skip} for r in same] == \
+        [{k: v for k, v in _strip(r).items() if k not in skip} for r in base]
+    assert all(a["record_key"] != b["record_key"] for a, b in zip(same, base))

@@ -91,6 +91,7 @@ def test_deep_merge_keeps_siblings():
 @pytest.mark.parametrize("mode", ["untargeted", "targeted"])
 def test_a_budget_below_one_attack_step_is_a_config_error(repo, mode):
     data = _default(repo)
+    data["attacks"]["variants"], data["tables"] = {}, {}  # (a variant's estimator may need more)
     block = data["attacks"][mode]
     block["budget"] = 10
     pop = block["population"]
@@ -152,8 +153,8 @@ def test_methods_come_from_the_registry(repo):
 
     data = _default(repo)
     data["attacks"]["methods"] = ["sva", "nosuch"]
-    with pytest.raises(ConfigError, match=r"attacks\.methods\.1: Input should be " + "|".join(
-            f"'{n}'" for n in attack_classes())):
+    with pytest.raises(ConfigError, match=r"attacks: methods: 'nosuch' not a registered method or a variant "
+                       r"\(have " + ", ".join(attack_classes())):
         validate_config(data, "params.yaml")
     data["attacks"]["methods"] = ["dense"]
     data["attacks"]["dense"] = {"epochs": 3}  # dense has no settings of its own
@@ -172,3 +173,85 @@ def test_the_shipped_json_schema_is_current(repo):
     assert shipped == json_schema()
     schema = json.loads(shipped)
     assert "attacks" in schema["properties"] and "AttacksCfg" in schema["$defs"]
+
+
+# ------------------------------------------------------------------ variants and tables
+def test_a_variant_is_its_base_block_with_the_overrides(repo):
+    data = _default(repo)
+    data["attacks"]["sva"]["gamma1"] = 1.5
+    data["attacks"]["variants"]["sva_x"] = {"method": "sva", "settings": {"rewards": "attack"},
+                                            "untargeted": {"population": 24}}
+    data["attacks"]["methods"] = ["sva", "dense", "sva_x"]
+    a = validate_config(data, "params.yaml").attacks
+    assert a.base_method("sva_x") == "sva" and a.base_method("sva") == "sva"
+    v = a.method_cfg("sva_x")
+    assert v.rewards == "attack" and v.gamma1 == 1.5  # the configured sva block, overridden
+    assert a.method_cfg("sva").rewards == "full"
+    assert a.mode_cfg("untargeted", "sva_x").population == 24 and a.mode_cfg("untargeted").population == 48
+    assert a.mode_cfg("targeted", "sva_x") == a.targeted
+    assert a.context("untargeted", "sva_x").mode_cfg.population == 24
+    assert "sva_x" in a.method_names() and "opt" in a.method_names()
+
+
+@pytest.mark.parametrize("variant, message", [
+    ({"method": "nope"}, r"variants\.v\.method: 'nope' is not a registered method"),
+    ({"method": "sva", "settings": {"rewardz": "attack"}}, r"variants\.v\.settings\.rewardz: unknown key"),
+    ({"method": "sva", "settings": {"rewards": "div"}}, r"variants\.v\.settings\.rewards: Input should be"),
+    ({"method": "sva", "untargeted": {"population": 3}}, r"variants\.v\.untargeted: population"),
+    ({"method": "sva", "untargeted": {"budget": 10}}, r"variants\.v\.untargeted\.budget: 10 queries cannot"),
+])
+def test_bad_variants_are_named(repo, variant, message):
+    data = _default(repo)
+    data["attacks"]["variants"]["v"] = variant
+    with pytest.raises(ConfigError, match=message):
+        validate_config(data, "params.yaml")
+
+
+def test_a_variant_cannot_take_a_registered_name_and_methods_must_exist(repo):
+    data = _default(repo)
+    data["attacks"]["variants"]["dense"] = {"method": "sva"}
+    with pytest.raises(ConfigError, match=r"variants\.dense: 'dense' is a registered method"):
+        validate_config(data, "params.yaml")
+    data = _default(repo)
+    data["attacks"]["methods"] = ["sva", "svaa"]
+    with pytest.raises(ConfigError, match=r"methods: 'svaa' not a registered method or a variant"):
+        validate_config(data, "params.yaml")
+
+
+def test_shipped_table5_rows_are_the_papers_arms(repo):
+    cfg = load_config(repo / "params.yaml")
+    t = cfg.tables["table5"]
+    assert t.mode == "untargeted" and t.victims == ["c3d"]  # §4.5.1: untargeted, C3D
+    methods = list(t.rows.values())
+    assert methods[0] == "dense" and methods[-1] == "sva"
+    assert [cfg.attacks.method_cfg(m).rewards for m in methods[1:]] == ["attack", "attack+rep", "full"]
+    # Fig. 9: the same SVA with each estimator; Fig. 7: SVA against random frames
+    fig9 = list(cfg.tables["fig9"].rows.values())
+    assert [cfg.attacks.mode_cfg("untargeted", m).estimator for m in fig9] == ["nes", "zo_signsgd", "sign_opt"]
+    assert all(cfg.attacks.base_method(m) == "sva" for m in fig9)
+    assert list(cfg.tables["fig7"].rows.values()) == ["sva", "random"]
+    assert all(t.victims == ["c3d"] and t.mode == "untargeted" for t in cfg.tables.values())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t["rows"].update({"X": "svaa"}), r"tables\.table5\.rows: 'svaa' not a registered method"),
+    (lambda t: t.update(victims=["i3d"]), r"tables\.table5\.victims: 'i3d' not in victims\.models"),
+    (lambda t: t["rows"].update({"Random": "random"}), r"tables\.table5\.rows: 'random' needs 'sva' too|"
+                                                       r"needs"),
+    (lambda t: t.update(mode="sideways"), r"tables\.table5\.mode"),
+    (lambda t: t.update(rows={}), r"tables\.table5\.rows: at least one row"),
+])
+def test_bad_tables_are_named(repo, change, message):
+    data = _default(repo)
+    change(data["tables"]["table5"])
+    if data["tables"]["table5"].get("rows", {}).get("Random"):
+        data["tables"]["table5"]["rows"] = {"Random": "random"}  # without sva
+    with pytest.raises(ConfigError, match=message):
+        validate_config(data, "params.yaml")
+
+
+def test_a_table_cannot_take_a_main_output_name(repo):
+    data = _default(repo)
+    data["tables"]["table3"] = {"rows": {"SVA": "sva"}}
+    with pytest.raises(ConfigError, match=r"tables\.table3: a table's name .* none of table1, table3, table4"):
+        validate_config(data, "params.yaml")

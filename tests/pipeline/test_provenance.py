@@ -143,3 +143,32 @@ def test_content_hashes(tmp_path):
     assert provenance.array_sha256(a) == provenance.array_sha256(a.copy())
     assert provenance.array_sha256(a) != provenance.array_sha256(a.astype(np.float32))
     assert provenance.array_sha256(a) != provenance.array_sha256(a.reshape(3, 2))
+
+
+def test_a_variant_keys_on_its_resolved_settings_and_its_base_methods_code(cfg):
+    """A variant's jobs and records follow its own settings (base block + overrides) and
+    the code of the method it runs; editing the base block reruns the variant too, a
+    change to another variant does not."""
+    ids = dict(dataset="synthetic", victim="c3d", mode="untargeted", video_id="v1", victim_sha256="a" * 64,
+               data_sha256="d")
+    s = provenance.attack_settings(cfg, "sva_r_attack", "untargeted")
+    assert s["variant_of"] == "sva" and s["sva_r_attack"]["rewards"] == "attack"
+    assert "variant_of" not in provenance.attack_settings(cfg, "sva", "untargeted")
+    key = provenance.record_key(cfg, method="sva_r_attack", **ids)
+    assert key != provenance.record_key(cfg, method="sva", **ids)
+
+    def other(change):
+        data = cfg.model_dump(mode="json")
+        change(data["attacks"])
+        return type(cfg).model_validate(data)
+
+    assert provenance.record_key(other(lambda a: a["sva"].update(gamma1=1.0)), method="sva_r_attack", **ids) != key
+    assert provenance.record_key(other(lambda a: a["variants"]["sva_r_attack_rep"]["settings"].update(gamma1=1.0)),
+                                 method="sva_r_attack", **ids) == key
+    job = dict(dataset="synthetic", model="c3d", mode="untargeted")
+    assert provenance.stage_key(cfg, "attack_shard", method="sva_r_attack", **job) != \
+        provenance.stage_key(cfg, "attack_shard", method="sva", **job)
+    # the code part is the base method's (a variant has no module of its own)
+    assert provenance.code_fingerprint("attack_shard", cfg.attacks.base_method("sva_r_attack")) == \
+        provenance.code_fingerprint("attack_shard", "sva")
+    assert any(p.name == "algorithm.py" for p in provenance.stage_files("attack_shard", "sva"))

@@ -95,3 +95,13 @@ def test_unknown_and_malformed_names(repo, root):
         apply_study({**_main(repo), "study": "nope"}, "params.yaml", root)
     with pytest.raises(ConfigError, match="letters, digits"):
         apply_study({**_main(repo), "study": "../x"}, "params.yaml", root)
+
+
+def test_the_episode_scope_study_changes_only_the_budget_scope(repo):
+    """The paper's reading of the budget (each episode gets all of it), beside the
+    main run's (the budget bounds the video's every query)."""
+    main = validate_config(_main(repo), "params.yaml")
+    cfg, _ = apply_study({**_main(repo), "study": "episode_scope"}, "params.yaml", repo)
+    assert main.attacks.budget_scope == "video" and cfg.attacks.budget_scope == "episode"
+    assert cfg.attacks.methods == ["sva"] and cfg.attacks.modes == ["untargeted"]
+    assert cfg.attacks.sva == main.attacks.sva and cfg.attacks.untargeted == main.attacks.untargeted

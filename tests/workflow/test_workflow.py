@@ -252,6 +252,45 @@ def _copy_run(folder, dest):
     return dest
 
 
+def test_paper_target_builds_table5_and_the_reproduction_report(project, tmp_path):
+    """`snakemake paper` adds Table 5 (tables.table5) and results/reproduction.md: it
+    attacks only the variant's jobs (dense and SVA rows reuse Table 3's records),
+    orders and labels the rows as configured, and a change to the variant reruns its
+    jobs, Table 5 and the report only."""
+    folder, _ = project
+    copy = _copy_run(folder, tmp_path / "p")
+    planned = planned_jobs(snakemake(copy, "-n", "paper").stdout)
+    assert sorted({(r, wc.get("method"), wc.get("victim")) for r, wc in planned if r == "attack_shard"}) == \
+        [("attack_shard", "sva_r_attack", "c3d")]
+    assert {r for r, _ in planned} == {"attack_shard", "ablation_table", "reproduction", "paper"}
+    snakemake(copy, "paper")
+    t5 = pd.read_csv(copy / "results/table5.csv")
+    assert list(t5["row"]) == ["No RL", "SVA (R_attack)", "SVA"]
+    assert list(t5["method"]) == ["dense", "sva_r_attack", "sva"] and set(t5["victim"]) == {"c3d"}
+    t3 = pd.read_csv(copy / "results/table3.csv").set_index(["victim", "method"])
+    for method in ("dense", "sva"):
+        row = t5[t5["method"] == method].iloc[0]
+        assert row["FR (%)"] == t3.loc[("c3d", method), "FR (%)"] and row["videos"] == t3.loc[("c3d", method), "videos"]
+    assert (copy / "results/figures/table5.png").is_file()
+    records = json.loads((copy / "results/attacks/untargeted/tiny/c3d/sva_r_attack/shard0.json").read_text())
+    assert all(r["variant_of"] == "sva" and r["method"] == "sva_r_attack" for r in records)
+    # the reproduction report: a verdict with numbers for each claim the tables speak to
+    report = (copy / "results/reproduction.md").read_text()
+    for claim in ("SVA leaves more than half of the frames untouched", "R_attack improves on no RL",
+                  "Full SVA improves on no RL", "R_rep and R_div contribute less than R_attack"):
+        line = next(x for x in report.splitlines() if claim in x)
+        assert any(f"**{s}**" in line for s in ("supported", "not significant", "not supported", "not measurable"))
+        assert "FR " in line or "no successful video" in line
+    assert "| Table 5 | reward ablation | `results/table5.csv` |" in report
+    assert "| Table 2 |" in report and "not implemented yet" in report
+    assert planned_jobs(snakemake(copy, "-n", "paper").stdout) == []
+    (copy / "override.yaml").write_text("attacks:\n  variants:\n    sva_r_attack:\n      settings:\n"
+                                        "        gamma2: 2.0\n")
+    again = planned_jobs(snakemake(copy, "-n", "--configfile", "override.yaml", "--", "paper").stdout)
+    assert {(r, wc.get("method")) for r, wc in again} == \
+        {("attack_shard", "sva_r_attack"), ("ablation_table", None), ("reproduction", None), ("paper", None)}
+
+
 def test_changing_the_shard_count_changes_no_table(project, tmp_path):
     folder, _ = project
     copy = _copy_run(folder, tmp_path / "p")

@@ -67,3 +67,31 @@ rule attack_table:
         mode=lambda wc: TABLE_MODES[wc.table],
     script:
         "../scripts/attack_table.py"
+
+
+rule ablation_table:
+    input:
+        shards=lambda wc: ablation_shards(wc.ablation),
+        attack_sets=expand("results/attack_sets/{dataset}.csv", dataset=DATASETS),
+        ckpts=expand(
+            "results/victims/{dataset}/{model}.pt", dataset=DATASETS, model=MODELS
+        ),
+    output:
+        table=report(
+            f"{OUT}/{{ablation}}.csv",
+            caption="../report/ablation_table.rst",
+            category="Tables",
+        ),
+        figure=report(
+            f"{OUT}/figures/{{ablation}}.png",
+            caption="../report/ablation_table.rst",
+            category="Figures",
+        ),
+    log:
+        f"{LOGS}/ablation_table/{{ablation}}.log",
+    conda:
+        "../envs/sva.yaml"
+    params:
+        key=key("ablation_table"),
+    script:
+        "../scripts/ablation_table.py"

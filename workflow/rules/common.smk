@@ -14,6 +14,8 @@ LOGS = logs_dir(STUDY)
 DATASETS = sorted(CFG.datasets)
 MODELS = list(CFG.victims.models)
 METHODS = list(CFG.attacks.methods)
+# every method a job may run: Tables 3/4's, the variants and the rows of other tables
+ALL_METHODS = list(dict.fromkeys([*METHODS, *CFG.attacks.method_names()]))
 SHARDS = list(range(CFG.attacks.shards))
 TABLE_MODES = {"table3": "untargeted", "table4": "targeted"}
 
@@ -22,10 +24,12 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     model="|".join(MODELS),
     victim="|".join(MODELS),
-    method="|".join(METHODS),
+    method="|".join(ALL_METHODS),
     mode="untargeted|targeted",
     shard=r"\d+",
     table="table3|table4",
+    # a comparison table's name (tables.<name>); matches nothing when there is none
+    ablation="|".join(CFG.tables) or "(?!x)x",
 
 
 def key(stage, **fixed):
@@ -38,6 +42,7 @@ def key(stage, **fixed):
             "model": "model",
             "victim": "model",
             "table": "table",
+            "ablation": "table",
             "method": "method",
             "mode": "mode",
         }
@@ -66,7 +71,7 @@ def dependency_shards(wc):
 
     return expand(
         f"{OUT}/attacks/{wc.mode}/{wc.dataset}/{wc.victim}/{{method}}/shard{{shard}}.json",
-        method=get_attack(wc.method).depends_on,
+        method=get_attack(CFG.attacks.base_method(wc.method)).depends_on,
         shard=SHARDS,
     )
 
@@ -79,3 +84,21 @@ def result_tables():
 def study_tables():
     """The attack tables of this run, under results/ or results/studies/<name>/."""
     return expand(f"{OUT}/{{table}}.csv", table=result_tables())
+
+
+def ablation_shards(table):
+    """Every shard file of the rows of ``tables.<table>`` (e.g. Table 5)."""
+    spec = CFG.tables[table]
+    return expand(
+        f"{OUT}/attacks/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.json",
+        dataset=DATASETS,
+        victim=spec.victims or MODELS,
+        method=list(spec.rows.values()),
+        mode=[spec.mode],
+        shard=SHARDS,
+    )
+
+
+def paper_tables():
+    """The comparison tables (beyond Tables 3 and 4) this configuration defines."""
+    return [f"{OUT}/{name}.csv" for name in CFG.tables]

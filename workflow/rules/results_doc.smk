@@ -13,3 +13,24 @@ rule results_doc:
         key=key("results_doc"),
     script:
         "../scripts/results_doc.py"
+
+
+rule reproduction:
+    input:
+        tables=["results/table1.csv"]
+        + expand("results/{table}.csv", table=result_tables())
+        + paper_tables(),
+    output:
+        report(
+            "results/reproduction.md",
+            caption="../report/reproduction.rst",
+            category="Reports",
+        ),
+    log:
+        "logs/reproduction.log",
+    conda:
+        "../envs/sva.yaml"
+    params:
+        key=key("reproduction"),
+    script:
+        "../scripts/reproduction.py"

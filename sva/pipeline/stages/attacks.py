@@ -16,6 +16,7 @@ from sva.utils import atomic
 from sva.pipeline.config import Config
 from sva.utils.devices import keep_cpu_memory, pick_device
 from sva.pipeline.provenance import attack_settings
+from sva.utils.errors import UserError
 from sva.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,14 @@ def attack_table(cfg: Config, mode: str, shard_paths: list[Path], out_csv: Path,
         from sva.evaluation.strips import example_strips
 
         example_strips(records, out_examples)
-    number = "table3" if mode == "untargeted" else "table4"
-    with tracking.start_run(cfg.tracking.experiment_prefix, "tables", number, {"table": number, "mode": mode},
+    _track_table(cfg, "table3" if mode == "untargeted" else "table4", mode, table, out_csv, out_png, root)
+    return table
+
+
+def _track_table(cfg: Config, name: str, mode: str, table: pd.DataFrame, out_csv: Path, out_png: Path,
+                 root: Path) -> None:
+    """One MLflow run per table: its MAP, S, Q and FR per row, the CSV and the figure."""
+    with tracking.start_run(cfg.tracking.experiment_prefix, "tables", name, {"table": name, "mode": mode},
                             root) as run:
         for r in table.to_dict("records"):
             key = f"{r['dataset']}.{r['victim']}.{r['method']}"
@@ -119,4 +126,40 @@ def attack_table(cfg: Config, mode: str, shard_paths: list[Path], out_csv: Path,
                              (("MAP", "MAP"), ("S", "S (%)"), ("Q", "Q"), ("FR", "FR (%)")) if pd.notna(r[c])})
         run.log_artifact(out_csv)
         run.log_artifact(out_png)
-    return table
+
+
+def ablation_table(cfg: Config, table: str, shard_paths: list[str | Path], out_csv: Path, out_png: Path,
+                   attack_set_csvs: list[str | Path] | None = None, ckpt_paths: list[str | Path] | None = None,
+                   root: Path = Path(".")) -> pd.DataFrame:
+    """A comparison table whose rows are named methods or variants (``cfg.tables[table]``,
+    e.g. Table 5, the reward ablation), from their shard records, plus its bar figure.
+
+    Same columns and checks as Tables 3 and 4 (:func:`attack_table`), with a first
+    column ``row`` (the row's label) and the rows in the configured order, per
+    (dataset, victim). Refuses records of a method that is not one of the rows."""
+    from sva.evaluation.aggregate import RecordError, check_records, load_records, summarize, table_for_mode
+    from sva.evaluation.figures import attack_table_figure
+
+    spec = cfg.tables.get(table)
+    if spec is None:
+        raise UserError(f"tables.{table}: not configured (have {', '.join(cfg.tables) or 'none'})")
+    labels = {method: label for label, method in spec.rows.items()}
+    records = load_records(shard_paths)
+    foreign = sorted(set(records["method"]) - set(labels)) if not records.empty else []
+    if foreign:
+        raise RecordError(f"tables.{table}: records of {', '.join(foreign)}, which is not a row of the table")
+    sets = {Path(p).stem: pd.read_csv(p, dtype={"video_id": str}) for p in attack_set_csvs or []}
+    shas = {(Path(p).parent.name, Path(p).stem): file_sha256(p) for p in ckpt_paths or []}
+    if attack_set_csvs is not None:
+        check_records(records, sets, shas)
+    kinds = {name: ds.kind for name, ds in cfg.datasets.items()}
+    out = table_for_mode(summarize(records, kinds), spec.mode)
+    order = {method: i for i, method in enumerate(spec.rows.values())}
+    out = out.assign(_order=out["method"].map(order)).sort_values(["dataset", "victim", "_order"], kind="stable")
+    out = out.drop(columns="_order").reset_index(drop=True)
+    out.insert(0, "row", out["method"].map(labels))
+    atomic.write_csv(out_csv, out)
+    attack_table_figure(out.assign(method=out["row"]).drop(columns="row"), out_png,
+                        f"{table}: {spec.title or 'one row per arm'} ({spec.mode})")
+    _track_table(cfg, table, spec.mode, out, out_csv, out_png, root)
+    return out
