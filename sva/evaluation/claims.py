@@ -28,6 +28,7 @@ import pandas as pd
 __all__ = [
     "Verdict",
     "beats_random_selection",
+    "chosen_setting",
     "estimator_insensitive",
     "higher_fooling_rate",
     "lower_map",
@@ -230,4 +231,31 @@ def estimator_insensitive(table: pd.DataFrame, methods: list[str], map_tolerance
             status = SUPPORTED if max(maps) <= (1 + map_tolerance) * min(maps) else NOT_SUPPORTED
         out.append(Verdict("SVA is not sensitive to the gradient estimator", "§4.5.4, Fig. 9", where, status,
                            evidence))
+    return out
+
+
+def chosen_setting(table: pd.DataFrame, chosen: str, claim: str, source: str = "§3.4, Fig. 3") -> list[Verdict]:
+    """Fig. 3: the paper's value of a swept setting (row method ``chosen``) does at least
+    as well as every other value of the sweep: per other row, as :func:`_pairwise`
+    (FR higher, or equal FR and MAP no higher); ``not supported`` when another value
+    does better."""
+    out = []
+    for where, g in _groups(table):
+        if chosen not in g.index or len(g) < 2:
+            continue
+        me = g.loc[chosen]
+        statuses = []
+        for method, other in g.iterrows():
+            if method == chosen:
+                continue
+            order = _fr_order(me, other)
+            if order == "equal":
+                if pd.isna(me["MAP"]) or pd.isna(other["MAP"]):
+                    statuses.append(NOT_MEASURABLE)
+                else:
+                    statuses.append(SUPPORTED if me["MAP"] <= other["MAP"] else NOT_SUPPORTED)
+            else:
+                statuses.append({"higher": SUPPORTED, "overlap-higher": NOT_SIGNIFICANT}.get(order, NOT_SUPPORTED))
+        evidence = [f"{_label(r)} {_fr(r)}, {_map(r)}" for _, r in g.iterrows()]
+        out.append(Verdict(claim, source, where, _combine(statuses), evidence))
     return out

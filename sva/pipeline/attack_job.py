@@ -64,22 +64,23 @@ def attack_video(
     targeted = mode == "targeted"
     # the evaluation side watches what the attacker sees: when it first saw a video
     # meeting the goal within ε, and every smaller MAP after (sva/evaluation/trajectory.py)
-    trajectory = Trajectory(x, int(label), int(target) if targeted else None, a.eps)
+    eps = a.eps_of(method)  # a variant may set its own bound (e.g. the ε sweep of Fig. 3)
+    trajectory = Trajectory(x, int(label), int(target) if targeted else None, eps)
     oracle = Oracle(model, attack.oracle_budget(), batch_size=a.oracle_batch_size, device=device,
                     mode=attack.oracle_mode, rounds=rounds, observer=trajectory)
     task = AttackTask(x, int(label), int(target) if targeted else None, features, candidates,
                       seed=cfg.seed, seed_keys=seed_keys, hints=dict(hints or {}))
     outcome = attack(oracle, task)
     del oracle
-    check = confirm(model, x.to(device), outcome.x_adv.to(device), label, task.target, a.eps)
+    check = confirm(model, x.to(device), outcome.x_adv.to(device), label, task.target, eps)
     # the mean reading of success (MAP ≤ ε): the returned video on an L∞ success (its
     # float check's top-1 is reused), else the attack's fallback, if it has one
     if check["success"]:
-        mean = mean_reading(model, x.to(device), outcome.x_adv.to(device), label, task.target, a.eps,
+        mean = mean_reading(model, x.to(device), outcome.x_adv.to(device), label, task.target, eps,
                             pred=check["pred_float"])
     else:
         fallback = None if outcome.fallback is None else outcome.fallback.to(device)
-        mean = mean_reading(model, x.to(device), fallback, label, task.target, a.eps)
+        mean = mean_reading(model, x.to(device), fallback, label, task.target, eps)
     record = {
         "method": method, **({"variant_of": a.base_method(method)} if a.base_method(method) != method else {}),
         "mode": mode, "label": int(label), "target": task.target,
@@ -89,7 +90,7 @@ def attack_video(
         **mean,
         "queries": outcome.queries, "queries_by_phase": outcome.queries_by_phase,
         "queries_best_episode": outcome.best_episode_queries, "best_episode": outcome.best_episode,
-        "budget": attack.context.budget, "budget_scope": a.budget_scope, "eps": a.eps,
+        "budget": attack.context.budget, "budget_scope": a.budget_scope, "eps": eps,
         "selected_frames": outcome.mask.nonzero().flatten().tolist(),
         "episodes": outcome.episodes, "epochs": outcome.epochs,
         "reward_trace": [e.get("reward_mean") for e in outcome.epochs],

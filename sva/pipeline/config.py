@@ -53,6 +53,8 @@ class VariantCfg(StrictModel):
     between the two is what the overrides change (``docs/attacks.md``, "Variants")."""
 
     method: str = Field(description="the registered method this variant runs")
+    eps: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="the L∞ bound of this arm, attack and success check alike (default: attacks.eps)")
     settings: dict[str, Any] = Field({}, description="overrides of attacks.<method>")
     untargeted: dict[str, Any] = Field({}, description="overrides of attacks.untargeted")
     targeted: dict[str, Any] = Field({}, description="overrides of attacks.targeted")
@@ -80,6 +82,12 @@ class AttacksBase(StrictModel):
     variants: dict[str, VariantCfg] = Field(
         {}, description="named arms: a registered method with some settings changed (docs/attacks.md, Variants)")
 
+    def eps_of(self, method: str | None) -> float:
+        """The L∞ bound ``method`` attacks and is judged under: a variant's own ``eps``
+        where it sets one, else ``attacks.eps``."""
+        v = self.variants.get(method) if method is not None else None
+        return v.eps if v is not None and v.eps is not None else self.eps
+
     def base_method(self, method: str) -> str:
         """The registered method that ``method`` (a registered name or a variant) runs."""
         v = self.variants.get(method)
@@ -96,7 +104,7 @@ class AttacksBase(StrictModel):
     def context(self, mode: str, method: str | None = None) -> AttackContext:
         """What ``method`` (default: any registered method) is built with in ``mode``
         (:mod:`sva.attacks.settings`)."""
-        return AttackContext(mode=mode, eps=self.eps, mode_cfg=self.mode_cfg(mode, method),
+        return AttackContext(mode=mode, eps=self.eps_of(method), mode_cfg=self.mode_cfg(mode, method),
                              budget_scope=self.budget_scope)
 
     def method_cfg(self, method: str) -> StrictModel:

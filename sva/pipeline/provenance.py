@@ -196,7 +196,7 @@ def attack_settings(cfg: Config, method: str, mode: str) -> dict:
     resolved blocks (base block with its overrides) and the name of its base method."""
     a = cfg.attacks
     base = a.base_method(method)
-    return {**{k: getattr(a, k) for k in ATTACK_COMMON},
+    return {**{k: getattr(a, k) for k in ATTACK_COMMON}, "eps": a.eps_of(method),
             mode: a.mode_cfg(mode, method).model_dump(mode="json"),
             method: a.method_cfg(method).model_dump(mode="json"),
             **({"variant_of": base} if base != method else {})}

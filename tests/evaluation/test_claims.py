@@ -90,3 +90,14 @@ def test_estimator_insensitivity(fr, maps, status):
     t = _table(*(_row(m, f, 20, mp) for m, f, mp in zip(("sva", "zo", "so"), fr, maps)))
     (v,) = claims.estimator_insensitive(t, ["sva", "zo", "so"])
     assert v.status == status and len(v.evidence) == 3
+
+
+def test_the_chosen_setting_against_its_sweep():
+    t = _table(_row("g1", 3, 20, 2.5, row="γ2 = 1"), _row("sva", 10, 20, 2.4, row="γ2 = 3"),
+               _row("g5", 10, 20, 2.6, row="γ2 = 5"))
+    (v,) = claims.chosen_setting(t, "sva", "γ2 = 3 is the best")
+    assert v.status == "not significant" and len(v.evidence) == 3  # beats γ2=1 only within the intervals
+    t3 = _table(_row("g1", 3, 20, 2.5), _row("sva", 10, 20, 2.4), _row("g5", 20, 20, 2.6))
+    assert claims.chosen_setting(t3, "sva", "x")[0].status == "not supported"  # γ2 = 5 fools more
+    t2 = _table(_row("g1", 10, 20, 2.5), _row("sva", 10, 20, 2.4), _row("g5", 10, 20, 2.6))
+    assert claims.chosen_setting(t2, "sva", "x")[0].status == "supported"  # equal FR, lowest MAP

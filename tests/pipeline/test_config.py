@@ -230,6 +230,12 @@ def test_shipped_table5_rows_are_the_papers_arms(repo):
     assert [cfg.attacks.mode_cfg("untargeted", m).estimator for m in fig9] == ["nes", "zo_signsgd", "sign_opt"]
     assert all(cfg.attacks.base_method(m) == "sva" for m in fig9)
     assert list(cfg.tables["fig7"].rows.values()) == ["sva", "random"]
+    # Fig. 3: one value below and one above the paper's γ2 = 3, γ1 = 2, ε = 0.05
+    a = cfg.attacks
+    assert [a.method_cfg(m).gamma2 for m in cfg.tables["fig3_gamma2"].rows.values()] == [1.0, 3.0, 5.0]
+    assert [a.method_cfg(m).gamma1 for m in cfg.tables["fig3_gamma1"].rows.values()] == [1.0, 2.0, 3.0]
+    assert [a.eps_of(m) for m in cfg.tables["fig3_eps"].rows.values()] == [0.03, 0.05, 0.07]
+    assert [a.context("untargeted", m).eps for m in cfg.tables["fig3_eps"].rows.values()] == [0.03, 0.05, 0.07]
     assert all(t.victims == ["c3d"] and t.mode == "untargeted" for t in cfg.tables.values())
 
 

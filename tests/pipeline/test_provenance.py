@@ -154,6 +154,9 @@ def test_a_variant_keys_on_its_resolved_settings_and_its_base_methods_code(cfg):
     s = provenance.attack_settings(cfg, "sva_r_attack", "untargeted")
     assert s["variant_of"] == "sva" and s["sva_r_attack"]["rewards"] == "attack"
     assert "variant_of" not in provenance.attack_settings(cfg, "sva", "untargeted")
+    # a variant's own ε is part of what decides its records
+    assert provenance.attack_settings(cfg, "sva_eps_003", "untargeted")["eps"] == 0.03
+    assert provenance.attack_settings(cfg, "sva", "untargeted")["eps"] == cfg.attacks.eps
     key = provenance.record_key(cfg, method="sva_r_attack", **ids)
     assert key != provenance.record_key(cfg, method="sva", **ids)
 
