@@ -124,3 +124,14 @@ def test_a_variant_without_overrides_repeats_its_base_method(tiny_project, tmp_p
     assert [{k: v for k, v in _strip(r).items() if k not in skip} for r in same] == \
         [{k: v for k, v in _strip(r).items() if k not in skip} for r in base]
     assert all(a["record_key"] != b["record_key"] for a, b in zip(same, base))
+
+
+def test_a_variant_with_its_own_eps_attacks_and_is_judged_under_it(tiny_project, tmp_path):
+    folder, _ = tiny_project
+    args, sha = _shard_inputs(folder, in_flight=1, videos=2,
+                              variants={"dense_tight": {"method": "dense", "eps": 0.02}})
+    recs = run_shard(*args[:3], "dense_tight", *args[4:], tmp_path / "tight", sha, progress=False)
+    assert all(r["eps"] == 0.02 and r["variant_of"] == "dense" for r in recs)
+    for r in recs:
+        x_adv = np.load(tmp_path / "tight" / "videos" / f"{r['video_id']}.npz")["x_adv"]
+        assert r["linf"] <= 0.02 + 1e-6 and x_adv.shape[0] == 16
