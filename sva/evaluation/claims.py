@@ -205,8 +205,8 @@ def reward_ablation(table: pd.DataFrame, rows: list[str]) -> list[Verdict]:
         else:
             status = SUPPORTED if abs(d_intrinsic) <= abs(d_attack) else NOT_SUPPORTED
         out.append(Verdict("R_rep and R_div contribute less than R_attack", "§4.5.1, Table 5", where, status,
-                           [f"FR change from R_attack: {d_attack:+.0f} points; from R_rep + R_div on top: "
-                            f"{d_intrinsic:+.0f} points"]))
+                           [(f"FR change from R_attack: {d_attack:+.0f} points; from R_rep + R_div on top: "
+                             f"{d_intrinsic:+.0f} points")]))
     return out
 
 

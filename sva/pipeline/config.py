@@ -138,8 +138,8 @@ class AttacksBase(StrictModel):
                 problems.append(f"{where}.method: {v.method!r} is not a registered method "
                                 f"(have {', '.join(classes)})")
                 continue
-            for part, fn in (("settings", lambda: self.method_cfg(name)),
-                             *((mode, lambda m=mode: self.mode_cfg(m, name)) for mode in ("untargeted", "targeted"))):
+            for part, fn in (("settings", lambda n=name: self.method_cfg(n)),
+                             *((mode, lambda m=mode, n=name: self.mode_cfg(m, n)) for mode in ("untargeted", "targeted"))):
                 try:
                     fn()
                 except ValidationError as err:
@@ -181,8 +181,10 @@ class AttacksBase(StrictModel):
     def unknown_methods(self, methods, where: str) -> list[str]:
         """A problem naming the ``methods`` that are neither registered nor variants."""
         unknown = [m for m in methods if m not in self.method_names()]
-        return [f"{where}: {', '.join(map(repr, unknown))} not a registered method or a variant "
-                f"(have {', '.join(self.method_names())})"] if unknown else []
+        if not unknown:
+            return []
+        return [(f"{where}: {', '.join(map(repr, unknown))} not a registered method or a variant "
+                 f"(have {', '.join(self.method_names())})")]
 
     def selection_problems(self, methods: list[str], modes: list[str], where: str) -> list[str]:
         """What is wrong with running ``methods`` (registered or variants) in ``modes``:
