@@ -186,16 +186,20 @@ class AttacksBase(StrictModel):
         return [(f"{where}: {', '.join(map(repr, unknown))} not a registered method or a variant "
                  f"(have {', '.join(self.method_names())})")]
 
-    def selection_problems(self, methods: list[str], modes: list[str], where: str) -> list[str]:
+    def selection_problems(self, methods: list[str], modes: list[str], where: str,
+                           dependencies: bool = True) -> list[str]:
         """What is wrong with running ``methods`` (registered or variants) in ``modes``:
-        a mode a method does not support, a method whose dependency is missing."""
+        a mode a method does not support; with ``dependencies``, a method whose
+        dependency is not among them (Tables 3 and 4 show every method they run; a
+        comparison table's DAG runs a dependency without making it a row)."""
         classes = attack_classes()
         known = [m for m in methods if self.base_method(m) in classes]
         at = "" if where == "methods" else f" ({where})"
         out = [f"method {m!r} does not support mode {mode!r}{at}" for m in known for mode in modes
                if mode not in classes[self.base_method(m)].modes]
-        out += [f"{where}: {m!r} needs {d!r} too (it reads {d}'s records of the same videos)"
-                for m in known for d in classes[self.base_method(m)].depends_on if d not in methods]
+        if dependencies:
+            out += [f"{where}: {m!r} needs {d!r} too (it reads {d}'s records of the same videos)"
+                    for m in known for d in classes[self.base_method(m)].depends_on if d not in methods]
         return out
 
 
@@ -268,7 +272,7 @@ class Config(StrictModel):
             if not t.rows:
                 problems.append(f"{where}.rows: at least one row is needed")
             problems += self.attacks.selection_problems([m for m in t.rows.values() if m in known], [t.mode],
-                                                        f"{where}.rows")
+                                                        f"{where}.rows", dependencies=False)
             missing = [v for v in t.victims or [] if v not in self.victims.models]
             if missing:
                 problems.append(f"{where}.victims: {', '.join(map(repr, missing))} not in victims.models "

@@ -101,3 +101,9 @@ def test_the_chosen_setting_against_its_sweep():
     assert claims.chosen_setting(t3, "sva", "x")[0].status == "not supported"  # γ2 = 5 fools more
     t2 = _table(_row("g1", 10, 20, 2.5), _row("sva", 10, 20, 2.4), _row("g5", 10, 20, 2.6))
     assert claims.chosen_setting(t2, "sva", "x")[0].status == "supported"  # equal FR, lowest MAP
+
+
+def test_sva_opt_against_h_opt():
+    t = _table(_row("heuristic", 2, 20, 3.0, row="H_opt"), _row("sva_opt", 15, 20, 2.0, row="SVA_opt"))
+    (v,) = claims.sva_frames_help_the_heuristic(t)
+    assert v.status == "supported" and v.evidence[0].startswith("SVA_opt")
