@@ -27,7 +27,7 @@ from sva.blackbox.oracle import Oracle
 from sva.blackbox.rounds import RoundClient, VideoRounds, run_side_by_side
 from sva.evaluation.evaluator import confirm, mean_reading
 from sva.evaluation.trajectory import Trajectory
-from sva.pipeline.config import AttacksCfg, Config
+from sva.pipeline.config import AttacksCfg, Config, limit_videos
 from sva.pipeline.provenance import code_fingerprint, record_key
 from sva.utils import atomic
 from sva.utils.hashing import array_sha256, stable_hash
@@ -192,7 +192,8 @@ def run_shard(
 
     out_dir = Path(out_dir)
     rows = attack_set.set_index("video_id")
-    mine = assign_shard(list(rows.index), cfg.attacks.shards, shard)
+    # a method only comparison tables show may attack the first N videos only (tables.<name>.videos)
+    mine = assign_shard(limit_videos(rows.index, cfg.videos_limit(method)), cfg.attacks.shards, shard)
     in_flight = cfg.attacks.videos_in_flight
     train_idx = store.split_indices("train")
     done: dict[str, dict] = {}

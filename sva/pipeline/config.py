@@ -231,6 +231,9 @@ class ComparisonTableCfg(StrictModel):
     victims: list[str] | None = Field(None, description="victims (default: every one of victims.models)")
     rows: dict[str, str] = Field(description="row label -> method (registered or a variant), in order")
     title: str = Field("", description="what the table shows (the figure's title)")
+    videos: PositiveInt | None = Field(
+        None, description="the first N videos (by id) of each attack set (the paper: 20 for its ablations); "
+        "default: all")
 
 
 #: outputs the main run writes: a comparison table may not take their names
@@ -258,6 +261,21 @@ class Config(StrictModel):
         {}, description="tables beyond 3 and 4 (e.g. table5, the reward ablation): results/<name>.csv, "
         "results/figures/<name>.png; built by the paper target")
     tracking: TrackingCfg = TrackingCfg()
+
+    def videos_limit(self, method: str) -> int | None:
+        """How many videos of each attack set ``method``'s jobs attack: ``None`` (all)
+        when Tables 3 and 4 show it, another method reads its records, or a table
+        using it wants every video; else the most any comparison table using it
+        wants (its jobs attack the first N videos by id: :func:`limit_videos`)."""
+        if method in self.attacks.methods:
+            return None
+        classes = attack_classes()
+        used = [*self.attacks.methods, *(m for t in self.tables.values() for m in t.rows.values())]
+        if any(method in classes[self.attacks.base_method(m)].depends_on for m in used
+               if self.attacks.base_method(m) in classes):
+            return None
+        wants = [t.videos for t in self.tables.values() if method in t.rows.values()]
+        return None if not wants or None in wants else max(wants)
 
     @model_validator(mode="after")
     def _tables_runnable(self) -> "Config":
@@ -291,6 +309,13 @@ class Config(StrictModel):
             if not name.replace("_", "").replace("-", "").isalnum():
                 raise ValueError(f"dataset name {name!r}: letters, digits, '-' and '_' only")
         return v
+
+
+def limit_videos(video_ids, limit: int | None) -> list:
+    """The first ``limit`` of ``video_ids`` in sorted order (all of them for ``None``):
+    the videos a limited method attacks and a limited table aggregates."""
+    ids = sorted(video_ids)
+    return ids if limit is None else ids[:limit]
 
 
 def _format_errors(source: str, err: ValidationError) -> str:

@@ -26,7 +26,8 @@ def test_video_groups():
         video_groups(["a"], 0)
 
 
-def _shard_inputs(folder: Path, in_flight: int, method: str = "dense", videos: int = 5, variants=None):
+def _shard_inputs(folder: Path, in_flight: int, method: str = "dense", videos: int = 5, variants=None,
+                  tables=None):
     import torch
 
     from sva.data.snippets import load_snippets
@@ -36,6 +37,8 @@ def _shard_inputs(folder: Path, in_flight: int, method: str = "dense", videos: i
     data["attacks"].update(methods=["sva", "dense"], shards=1, videos_in_flight=in_flight)
     data["attacks"]["untargeted"]["budget"] = 400
     data["attacks"]["variants"] = {**data["attacks"].get("variants", {}), **(variants or {})}
+    if tables is not None:
+        data["tables"] = tables
     cfg = validate_config(data, "in-flight test")
     model, _ = load_victim(folder / "results/victims/tiny/c3d.pt", "cpu", expect="c3d")
     store = load_snippets(folder / "data/snippets/tiny")
@@ -135,3 +138,14 @@ def test_a_variant_with_its_own_eps_attacks_and_is_judged_under_it(tiny_project,
     for r in recs:
         x_adv = np.load(tmp_path / "tight" / "videos" / f"{r['video_id']}.npz")["x_adv"]
         assert r["linf"] <= 0.02 + 1e-6 and x_adv.shape[0] == 16
+
+
+def test_a_method_only_a_limited_table_shows_attacks_its_first_videos(tiny_project, tmp_path):
+    """tables.<name>.videos: a method that no main table shows attacks the first N
+    videos (by id) of the attack set only."""
+    folder, _ = tiny_project
+    variants = {"dense_tight": {"method": "dense", "eps": 0.02}}
+    args, sha = _shard_inputs(folder, in_flight=1, videos=4, variants=variants,
+                              tables={"t": {"rows": {"D": "dense_tight"}, "videos": 2}})
+    recs = run_shard(*args[:3], "dense_tight", *args[4:], tmp_path / "limited", sha, progress=False)
+    assert [r["video_id"] for r in recs] == sorted(args[6]["video_id"])[:2]

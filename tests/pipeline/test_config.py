@@ -277,3 +277,27 @@ def test_sva_opt_has_the_heuristic_attacks_settings(repo):
     for extra in ([], [repo / "config" / "paper.yaml"]):
         cfg = load_config(repo / "params.yaml", *extra)
         assert cfg.attacks.sva_opt.model_dump() == cfg.attacks.heuristic.model_dump()
+
+
+def test_videos_limit_applies_only_to_methods_no_main_table_or_dependency_needs(repo):
+    data = _default(repo)
+    data["attacks"]["methods"] = ["dense"]
+    data["tables"] = {
+        "a": {"rows": {"Random": "random", "R": "sva_r_attack"}, "videos": 2},
+        "b": {"rows": {"R": "sva_r_attack", "G": "sva_gamma2_1"}, "videos": 4},
+        "c": {"rows": {"G": "sva_gamma2_1"}},
+    }
+    cfg = validate_config(data, "params.yaml")
+    assert cfg.videos_limit("dense") is None  # Table 3 shows it: every video
+    assert cfg.videos_limit("random") == 2
+    assert cfg.videos_limit("sva_r_attack") == 4  # the most any table using it wants
+    assert cfg.videos_limit("sva_gamma2_1") is None  # table c wants every video
+    assert cfg.videos_limit("sva") is None  # random reads its records of every video it attacks
+    from sva.pipeline.config import limit_videos
+
+    assert limit_videos(["c", "a", "b"], 2) == ["a", "b"] and limit_videos(["b", "a"], None) == ["a", "b"]
+
+
+def test_the_paper_config_runs_the_ablations_on_20_videos(repo):
+    cfg = load_config(repo / "params.yaml", repo / "config" / "paper.yaml")
+    assert {name: t.videos for name, t in cfg.tables.items()} == {name: 20 for name in cfg.tables}

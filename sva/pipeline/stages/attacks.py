@@ -13,7 +13,7 @@ import pandas as pd
 
 from sva.pipeline import tracking
 from sva.utils import atomic
-from sva.pipeline.config import Config
+from sva.pipeline.config import Config, limit_videos
 from sva.utils.devices import keep_cpu_memory, pick_device
 from sva.pipeline.provenance import attack_settings
 from sva.utils.errors import UserError
@@ -149,6 +149,13 @@ def ablation_table(cfg: Config, table: str, shard_paths: list[str | Path], out_c
     if foreign:
         raise RecordError(f"tables.{table}: records of {', '.join(foreign)}, which is not a row of the table")
     sets = {Path(p).stem: pd.read_csv(p, dtype={"video_id": str}) for p in attack_set_csvs or []}
+    if spec.videos is not None:  # the first N videos of each set (tables.<name>.videos)
+        sets = {d: a[a["video_id"].isin(limit_videos(a["video_id"], spec.videos))] for d, a in sets.items()}
+        if not records.empty:
+            ids = records["video_id"].astype(str)
+            allowed = {d: set(a["video_id"]) for d, a in sets.items()} or {
+                d: set(limit_videos(set(g), spec.videos)) for d, g in ids.groupby(records["dataset"])}
+            records = records[[v in allowed.get(d, set()) for d, v in zip(records["dataset"], ids)]]
     shas = {(Path(p).parent.name, Path(p).stem): file_sha256(p) for p in ckpt_paths or []}
     if attack_set_csvs is not None:
         check_records(records, sets, shas)
