@@ -224,18 +224,16 @@ def _verdicts(results: Path, cfg) -> list:
     a = cfg.attacks
     if (t := _read(results, "table5")) is not None and "table5" in cfg.tables:
         out += claims.reward_ablation(t, list(cfg.tables["table5"].rows.values()))
-    if (t := _read(results, "fig7")) is not None and "fig7" in cfg.tables:
-        methods = list(cfg.tables["fig7"].rows.values())
-        agent = next((m for m in methods if a.base_method(m) == "sva"), None)
-        rand = next((m for m in methods if a.base_method(m) == "random"), None)
-        if agent and rand:
-            out += claims.beats_random_selection(t, agent, rand)
-    if (t := _read(results, "fig8")) is not None and "fig8" in cfg.tables:
-        methods = list(cfg.tables["fig8"].rows.values())
-        mine = next((m for m in methods if a.base_method(m) == "sva_opt"), None)
-        theirs = next((m for m in methods if a.base_method(m) == "heuristic"), None)
-        if mine and theirs:
-            out += claims.sva_frames_help_the_heuristic(t, mine, theirs)
+    # pairwise figures: (table, the paper's method, the one it beats, the check)
+    for name, mine, theirs, check in (("fig7", "sva", "random", claims.beats_random_selection),
+                                      ("fig8", "sva_opt", "heuristic", claims.sva_frames_help_the_heuristic)):
+        if (t := _read(results, name)) is None or name not in cfg.tables:
+            continue
+        methods = list(cfg.tables[name].rows.values())
+        first = next((m for m in methods if a.base_method(m) == mine), None)
+        second = next((m for m in methods if a.base_method(m) == theirs), None)
+        if first and second:
+            out += check(t, first, second)
     if (t := _read(results, "fig9")) is not None and "fig9" in cfg.tables:
         out += claims.estimator_insensitive(t, list(cfg.tables["fig9"].rows.values()))
     for name, what in (("fig3_gamma2", "γ2 = 3"), ("fig3_gamma1", "γ1 = 2")):
