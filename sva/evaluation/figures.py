@@ -167,3 +167,70 @@ def budget_curves_figure(curves: pd.DataFrame, path: str | Path, title: str) -> 
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def moving_mean(values: list[float], window: int) -> list[float]:
+    """Trailing mean over the last ``window`` values (fewer at the start), one per value."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def reward_curves_figure(records: pd.DataFrame, path: str | Path, title: str, videos: int = 3,
+                         window: int = 10, labels: dict[str, str] | None = None) -> Path:
+    """The agent's reward per epoch (Eq. 9, the mean over the epoch's episodes), from
+    the records' ``reward_trace``: the paper's Fig. 10 (one panel per video, the first
+    ``videos`` of the first method with traces: raw in grey, the ``window``-epoch
+    trailing mean in colour) and Fig. 11 (last panel: each method's mean over its
+    videos, per epoch). Methods without traces (no agent) are left out; the panel says
+    so when none has any. ``labels``: method -> legend label. Returns ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = labels or {}
+    has = records[records["reward_trace"].map(lambda t: isinstance(t, list) and len(t) > 0)] \
+        if len(records) and "reward_trace" in records else records.iloc[0:0]
+    methods = list(dict.fromkeys(has["method"])) if len(has) else []
+    first = has[has["method"] == methods[0]].sort_values(["dataset", "victim", "video_id"]).head(videos) \
+        if methods else has
+    panels = len(first) + 1
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), squeeze=False)
+    axes = axes[0]
+    for ax, (_, r) in zip(axes, first.iterrows()):
+        trace = [float(v) for v in r["reward_trace"]]
+        epochs = range(1, len(trace) + 1)
+        ax.plot(epochs, trace, color="0.6", linewidth=1, label="reward")
+        ax.plot(epochs, moving_mean(trace, window), color="tab:blue", linewidth=2, label=f"{window}-epoch mean")
+        ax.set_title(f"{labels.get(r['method'], r['method'])}: {r['victim']} {r['video_id']}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("reward R (Eq. 9)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    last = axes[-1]
+    for i, method in enumerate(methods):
+        traces = [list(map(float, t)) for t in has[has["method"] == method]["reward_trace"]]
+        longest = max(len(t) for t in traces)
+        mean = [sum(t[e] for t in traces if len(t) > e) / sum(len(t) > e for t in traces) for e in range(longest)]
+        last.plot(range(1, longest + 1), mean, color=plt.get_cmap("tab10")(i % 10), linewidth=2,
+                  label=f"{labels.get(method, method)} ({len(traces)} videos)")
+    if methods:
+        last.set_title("mean reward over the videos", fontsize=9)
+        last.set_xlabel("epoch")
+        last.set_ylabel("reward R (Eq. 9)")
+        last.grid(alpha=0.3)
+        last.legend(fontsize=8)
+    else:
+        last.text(0.5, 0.5, "no reward traces (no method with an agent)", ha="center", transform=last.transAxes)
+        last.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -198,7 +198,7 @@ PAPER_EXPERIMENTS = (
     ("Fig. 7", "SVA against random frames", "results/fig7.csv"),
     ("Fig. 8", "SVA_opt against H_opt", "results/fig8.csv"),
     ("Fig. 9", "SVA's gradient estimator", "results/fig9.csv"),
-    ("Figs. 10 / 11", "reward per epoch", None),
+    ("Figs. 10 / 11", "reward per epoch", "results/figures/fig10_rewards.png"),
 )
 
 

@@ -272,6 +272,7 @@ def test_paper_target_builds_table5_and_the_reproduction_report(project, tmp_pat
         row = t5[t5["method"] == method].iloc[0]
         assert row["FR (%)"] == t3.loc[("c3d", method), "FR (%)"] and row["videos"] == t3.loc[("c3d", method), "videos"]
     assert (copy / "results/figures/table5.png").is_file()
+    assert (copy / "results/figures/table5_rewards.png").is_file()  # the SVA arms' reward per epoch
     records = json.loads((copy / "results/attacks/untargeted/tiny/c3d/sva_r_attack/shard0.json").read_text())
     assert all(r["variant_of"] == "sva" and r["method"] == "sva_r_attack" for r in records)
     # the reproduction report: a verdict with numbers for each claim the tables speak to

@@ -87,6 +87,11 @@ rule ablation_table:
             caption="../report/ablation_table.rst",
             category="Figures",
         ),
+        rewards=report(
+            f"{OUT}/figures/{{ablation}}_rewards.png",
+            caption="../report/reward_curves.rst",
+            category="Figures",
+        ),
     log:
         f"{LOGS}/ablation_table/{{ablation}}.log",
     conda:

@@ -12,4 +12,5 @@ with log_to_file(snakemake.log[0]):
         snakemake.output.figure,
         attack_set_csvs=snakemake.input.attack_sets,
         ckpt_paths=snakemake.input.ckpts,
+        out_rewards_png=snakemake.output.rewards,
     )

@@ -130,13 +130,15 @@ def _track_table(cfg: Config, name: str, mode: str, table: pd.DataFrame, out_csv
 
 def ablation_table(cfg: Config, table: str, shard_paths: list[str | Path], out_csv: Path, out_png: Path,
                    attack_set_csvs: list[str | Path] | None = None, ckpt_paths: list[str | Path] | None = None,
-                   root: Path = Path(".")) -> pd.DataFrame:
+                   root: Path = Path("."), out_rewards_png: Path | None = None) -> pd.DataFrame:
     """A comparison table whose rows are named methods or variants (``cfg.tables[table]``,
     e.g. Table 5, the reward ablation), from their shard records, plus its bar figure.
 
     Same columns and checks as Tables 3 and 4 (:func:`attack_table`), with a first
     column ``row`` (the row's label) and the rows in the configured order, per
-    (dataset, victim). Refuses records of a method that is not one of the rows."""
+    (dataset, victim). Refuses records of a method that is not one of the rows.
+    ``out_rewards_png``: the agent's reward per epoch of the rows that have one
+    (Figs. 10 and 11, :func:`sva.evaluation.figures.reward_curves_figure`)."""
     from sva.evaluation.aggregate import RecordError, check_records, load_records, summarize, table_for_mode
     from sva.evaluation.figures import attack_table_figure
 
@@ -168,5 +170,10 @@ def ablation_table(cfg: Config, table: str, shard_paths: list[str | Path], out_c
     atomic.write_csv(out_csv, out)
     attack_table_figure(out.assign(method=out["row"]).drop(columns="row"), out_png,
                         f"{table}: {spec.title or 'one row per arm'} ({spec.mode})")
+    if out_rewards_png is not None:
+        from sva.evaluation.figures import reward_curves_figure
+
+        reward_curves_figure(records, out_rewards_png, f"{table}: the agent's reward per epoch ({spec.mode})",
+                             labels=labels)
     _track_table(cfg, table, spec.mode, out, out_csv, out_png, root)
     return out
