@@ -129,23 +129,17 @@ def test_a_variant_without_overrides_repeats_its_base_method(tiny_project, tmp_p
     assert all(a["record_key"] != b["record_key"] for a, b in zip(same, base))
 
 
-def test_a_variant_with_its_own_eps_attacks_and_is_judged_under_it(tiny_project, tmp_path):
-    folder, _ = tiny_project
-    args, sha = _shard_inputs(folder, in_flight=1, videos=2,
-                              variants={"dense_tight": {"method": "dense", "eps": 0.02}})
-    recs = run_shard(*args[:3], "dense_tight", *args[4:], tmp_path / "tight", sha, progress=False)
-    assert all(r["eps"] == 0.02 and r["variant_of"] == "dense" for r in recs)
-    for r in recs:
-        x_adv = np.load(tmp_path / "tight" / "videos" / f"{r['video_id']}.npz")["x_adv"]
-        assert r["linf"] <= 0.02 + 1e-6 and x_adv.shape[0] == 16
-
-
-def test_a_method_only_a_limited_table_shows_attacks_its_first_videos(tiny_project, tmp_path):
-    """tables.<name>.videos: a method that no main table shows attacks the first N
+def test_a_variant_with_its_own_eps_that_only_a_limited_table_shows(tiny_project, tmp_path):
+    """A variant's own eps bounds its attack and its check; a method that no main table
+    shows, only a table limited to N videos (tables.<name>.videos), attacks the first N
     videos (by id) of the attack set only."""
     folder, _ = tiny_project
     variants = {"dense_tight": {"method": "dense", "eps": 0.02}}
     args, sha = _shard_inputs(folder, in_flight=1, videos=4, variants=variants,
                               tables={"t": {"rows": {"D": "dense_tight"}, "videos": 2}})
-    recs = run_shard(*args[:3], "dense_tight", *args[4:], tmp_path / "limited", sha, progress=False)
+    recs = run_shard(*args[:3], "dense_tight", *args[4:], tmp_path / "tight", sha, progress=False)
     assert [r["video_id"] for r in recs] == sorted(args[6]["video_id"])[:2]
+    assert all(r["eps"] == 0.02 and r["variant_of"] == "dense" for r in recs)
+    for r in recs:
+        x_adv = np.load(tmp_path / "tight" / "videos" / f"{r['video_id']}.npz")["x_adv"]
+        assert r["linf"] <= 0.02 + 1e-6 and x_adv.shape[0] == 16

@@ -177,11 +177,12 @@ _WORKER = textwrap.dedent("""
 
 
 def test_concurrent_first_use_of_a_fresh_database(tmp_path):
-    """8 processes, no prior init_tracking, on a database that does not exist yet."""
+    """4 processes (on 2 cores: they overlap), no prior init_tracking, on a database
+    that does not exist yet."""
     db = tmp_path / "fresh.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(i), str(tmp_path)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
@@ -190,9 +191,9 @@ def test_concurrent_first_use_of_a_fresh_database(tmp_path):
     names = [e.name for e in client.search_experiments()]
     assert sorted(n for n in names if n.startswith("c-")) == ["c-attacks", "c-tables", "c-victims"]
     runs = client.search_runs([client.get_experiment_by_name("c-attacks").experiment_id])
-    assert len(runs) == 8
+    assert len(runs) == 4
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert sorted(r.data.metrics["m"] for r in runs) == [float(i) for i in range(8)]
+    assert sorted(r.data.metrics["m"] for r in runs) == [float(i) for i in range(4)]
 
 
 # ------------------------------------------------------------------ attack records
