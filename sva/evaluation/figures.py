@@ -15,6 +15,16 @@ PANELS = (("MAP", "MAP: grey levels (0–255), over successes\n(lower is better)
           ("FR (%)", "FR: fooling rate (%), 95 % Wilson interval\n(higher is better)"))
 
 
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
 def _fmt(value: float) -> str:
     """A bar's label: 3 significant digits, thousands as ``k``."""
     return f"{value / 1000:.3g}k" if abs(value) >= 1000 else f"{value:.3g}"
@@ -101,10 +111,7 @@ def attack_table_figure(table: pd.DataFrame, path: str | Path, title: str) -> Pa
         fig.tight_layout(rect=(0, 0, 1, 0.93))
         fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.965), ncol=len(handles),
                    fontsize=9, frameon=False)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 #: the rows of :func:`budget_curves_figure`: (curve column, y-axis label)
@@ -163,10 +170,7 @@ def budget_curves_figure(curves: pd.DataFrame, path: str | Path, title: str) -> 
                    fontsize=9, frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def moving_mean(values: list[float], window: int) -> list[float]:
@@ -230,7 +234,4 @@ def reward_curves_figure(records: pd.DataFrame, path: str | Path, title: str, vi
         last.set_axis_off()
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from sva.utils.atomic import atomic_path
+from sva.evaluation.figures import save_figure
 from sva.evaluation.metrics import perturbed_frames
 
 
@@ -51,10 +51,7 @@ def perturbation_strip(x: Tensor, x_adv: Tensor, path: str | Path, title: str = 
         axes[r][0].set_ylabel(name, fontsize=7)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=80)
 
 
 def example_strips(records, path: str | Path, per_group: int = 1) -> Path:
@@ -85,10 +82,7 @@ def example_strips(records, path: str | Path, per_group: int = 1) -> Path:
     if not picks:
         axes[0][0].text(0.5, 0.5, "no attack records", ha="center", va="center")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=80)
 
 
 __all__ = ["example_strips", "perturbation_strip"]

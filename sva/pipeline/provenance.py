@@ -219,8 +219,9 @@ def config_slice(cfg: Config, stage: str, *, dataset: str | None = None, model: 
     if stage == "attack_set":
         return {"seed": cfg.seed, "attack_set_size": ds["attack_set_size"]}
     if stage == "attack_shard":
+        limit = cfg.videos_limit(method)
         return {"seed": cfg.seed, "attacks": attack_settings(cfg, method, mode), "shards": cfg.attacks.shards,
-                **({"videos": cfg.videos_limit(method)} if cfg.videos_limit(method) is not None else {})}
+                **({"videos": limit} if limit is not None else {})}
     if stage == "attack_table":
         return {"table": table, "kinds": {name: d.kind for name, d in sorted(cfg.datasets.items())}}
     if stage == "ablation_table":
