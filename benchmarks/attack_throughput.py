@@ -46,12 +46,14 @@ from sva.victims.models import build_victim
 
 
 def raw_block(model, batch: torch.Tensor, seconds: float) -> float:
-    """Videos per second of plain batched forwards under inference_mode, for ``seconds``."""
+    """Videos per second of plain batched forwards under inference_mode, for ``seconds``
+    (on a GPU each forward's logits are copied to the host, as the oracle's are, so the
+    clock never runs ahead of the device)."""
     n = 0
     with torch.inference_mode():
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            model(batch)
+            model(batch).cpu()
             n += batch.shape[0]
         return n / (time.perf_counter() - t0)
 
@@ -109,7 +111,9 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="params.yaml")
+    ap.add_argument("--config", action="append",
+                    help="config file (repeatable, merged in order as Snakemake does; default params.yaml), e.g. "
+                    "--config params.yaml --config config/paper.yaml for the paper's full-size victims")
     ap.add_argument("--victim", action="append", choices=["c3d", "lrcn"])
     ap.add_argument("--method", action="append", help="registered method (default: every one)")
     ap.add_argument("--blocks", type=int, default=5, help="attack blocks per (victim, method)")
@@ -127,9 +131,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     kept = False if args.glibc_default_malloc else keep_cpu_memory()
-    data = load_config(args.config).model_dump(mode="json")
+    configs = args.config or ["params.yaml"]
+    data = load_config(*configs).model_dump(mode="json")
     data["attacks"]["sva"]["epochs"] = 10**6  # SVA: as many epochs as the budget pays for
-    cfg = validate_config(data, args.config)
+    cfg = validate_config(data, ", ".join(configs))
     device = pick_device(cfg.device)
     ds = next(iter(cfg.datasets.values()))
     syn = ds.synthetic
@@ -140,7 +145,8 @@ def main() -> None:
     bs = cfg.attacks.oracle_batch_size
     methods = args.method or list(attack_classes())
     in_flight = args.in_flight or sorted({1, cfg.attacks.videos_in_flight if cfg.attacks.videos_in_flight > 1 else 4})
-    print(f"device {device}, threads {args.threads}, video {t}x3x{h}x{w}, oracle batch {bs}, "
+    card = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    print(f"device {device}{card}, threads {args.threads}, video {t}x3x{h}x{w}, oracle batch {bs}, "
           f"keep_cpu_memory {kept}, {args.blocks} interleaved blocks of {args.block_seconds:g}s")
     dataset = next(iter(cfg.datasets))
     for name in args.victim or cfg.victims.models:

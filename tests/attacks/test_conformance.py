@@ -59,22 +59,23 @@ def _config(method: str, variant: str = "default", budgets: dict | None = None):
     return validate_config(data, "conformance config")
 
 
-def _case(victim: str, mode: str):
-    """(counted model, video, label, target, target-class candidates) of a toy problem:
-    ``frame_zero`` (only frame 0 decides) or ``linear`` (every frame matters; the clean
-    video is 0.05 logits from the boundary)."""
+def _case(victim: str, mode: str, device: str = "cpu"):
+    """(counted model, video, label, target, target-class candidates) of a toy problem,
+    on ``device``: ``frame_zero`` (only frame 0 decides) or ``linear`` (every frame
+    matters; the clean video is 0.05 logits from the boundary)."""
     case = toys.frame_zero_case(mode, T) if victim == "frame_zero" else toys.near_boundary_linear_case(mode, T)
     model, x, label, target, candidates = case
-    return CountingVictim(model), x, label, target, candidates
+    candidates = None if candidates is None else candidates.to(device)
+    return CountingVictim(model).to(device), x.to(device), label, target, candidates
 
 
-def _run(method, mode, victim, monkeypatch, variant="default", budgets=None):
+def _run(method, mode, victim, monkeypatch, variant="default", budgets=None, device="cpu"):
     cls = attack_classes()[method]
     # a method that reads other methods' records (e.g. random selection: SVA's mask
     # size) gets them from their runs on the same toy, as the pipeline's DAG does
-    hints = cls.hints_from({d: _run(d, mode, victim, monkeypatch)[2] for d in cls.depends_on}) \
+    hints = cls.hints_from({d: _run(d, mode, victim, monkeypatch, device=device)[2] for d in cls.depends_on}) \
         if cls.depends_on else None
-    model, x, label, target, candidates = _case(victim, mode)
+    model, x, label, target, candidates = _case(victim, mode, device)
     real_confirm = job.confirm
 
     def confirm(m, *args):  # the evaluator's own forwards are not the attack's queries
@@ -84,10 +85,10 @@ def _run(method, mode, victim, monkeypatch, variant="default", budgets=None):
     monkeypatch.setattr(job, "Oracle", SpyOracle)
     monkeypatch.setattr(job, "confirm", confirm)
     SpyOracle.made.clear()
-    feats = torch.randn(T, 512, generator=torch.Generator().manual_seed(3))
+    feats = torch.randn(T, 512, generator=torch.Generator().manual_seed(3)).to(device)
     record, outcome = job.attack_video(_config(method, variant, budgets), method, mode, model, x, label, target, feats,
                                        candidates,
-                                       ("toy", victim, method, mode, "v0"), torch.device("cpu"), hints)
+                                       ("toy", victim, method, mode, "v0"), torch.device(device), hints)
     (oracle,) = SpyOracle.made
     return model, x, record, outcome, oracle
 
@@ -98,8 +99,27 @@ CASES = [(m, mode, v, variant) for m, cls in attack_classes().items() for mode i
 
 @pytest.mark.parametrize("method, mode, victim, variant", CASES)
 def test_every_attack_meets_the_contract(method, mode, victim, variant, monkeypatch):
+    check_contract(method, mode, victim, variant, monkeypatch, "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_attack_meets_the_contract_on_cuda(monkeypatch):
+    """The same contract, every case, with the victim, the videos and the attack's
+    tensors on the GPU; one test, so that a machine without CUDA reports one skip."""
+    failed = []
+    for case in CASES:
+        try:
+            check_contract(*case, monkeypatch, "cuda")
+        except Exception as e:  # noqa: BLE001 - collect every failing case, then report them all
+            failed.append(f"{case}: {type(e).__name__}: {str(e)[:300]}")
+    assert not failed, "\n".join(failed)
+
+
+def check_contract(method, mode, victim, variant, monkeypatch, device):
+    """Run ``method`` on a toy victim on ``device`` and check every clause of the contract."""
     cls = attack_classes()[method]
-    model, x, record, outcome, oracle = _run(method, mode, victim, monkeypatch, variant)
+    model, x, record, outcome, oracle = _run(method, mode, victim, monkeypatch, variant, device=device)
+    assert outcome.x_adv.device.type == device
     eps = record["eps"]
 
     # Q is every video the victim saw for the attack, and never exceeds the budget
