@@ -22,6 +22,7 @@ from sva.attacks.base import Attack, AttackOutcome, AttackTask, first_look, regi
 from sva.attacks.perturber import EpisodeChoice, SparsePerturber, episode_log
 from sva.blackbox.lockstep import run_lockstep
 from sva.blackbox.oracle import Oracle
+from sva.utils.seeding import torch_generator
 from sva.utils.settings import PositiveInt, StrictModel
 
 
@@ -75,7 +76,9 @@ class RandomSelection(Attack):
             raise ValueError("random frame selection needs the frame count of SVA's mask (task.hints['frames'])")
         x = task.x
         clean_label = first_look(oracle, x)
-        generator = task.generator("attack")
+        # the masks are drawn on the CPU (as SVA's agent samples its masks), so a GPU run
+        # picks the same frames as a CPU run; the attack's noise is drawn on x's device
+        generator = torch_generator(task.seed, "attack", *task.seed_keys)
         tries = self.settings.tries
         masks = [random_mask(task.num_frames, int(task.hints["frames"]), generator) for _ in range(tries)]
         cap = self.context.budget if self.context.budget_scope == "episode" else oracle.remaining // tries
