@@ -126,6 +126,8 @@ def main() -> None:
     ap.add_argument("--in-flight", type=int, action="append",
                     help="videos attacked side by side (repeatable; default: 1 and attacks.videos_in_flight, "
                     "or 1 and 4 when that is 1)")
+    ap.add_argument("--oracle-batch", type=int, default=None,
+                    help="the victim's forward batch (attacks.oracle_batch_size; default: the config's)")
     ap.add_argument("--glibc-default-malloc", action="store_true",
                     help="skip sva.utils.devices.keep_cpu_memory (what the attack stage calls) to see its effect")
     args = ap.parse_args()
@@ -134,6 +136,8 @@ def main() -> None:
     configs = args.config or ["params.yaml"]
     data = load_config(*configs).model_dump(mode="json")
     data["attacks"]["sva"]["epochs"] = 10**6  # SVA: as many epochs as the budget pays for
+    if args.oracle_batch:
+        data["attacks"]["oracle_batch_size"] = args.oracle_batch
     cfg = validate_config(data, ", ".join(configs))
     device = pick_device(cfg.device)
     ds = next(iter(cfg.datasets.values()))
