@@ -19,7 +19,11 @@ Each method declares:
 * ``depends_on`` (optional): methods whose record of the same video it reads, through
   :meth:`Attack.hints_from`, into ``task.hints`` (e.g. random frame selection takes the
   size of SVA's mask). The pipeline then attacks after them (a DAG edge) and the
-  record's key covers the hints.
+  record's key covers the hints;
+* :meth:`Attack.offline_fraction` (optional): a method that learns offline (SVAL)
+  names the seeded share of the attack set it trains on; the pipeline then attacks only
+  the other videos and hands it the training videos' features
+  (``task.train_features``, never the victim), and the record's key covers them.
 
 See ``docs/design.md`` ("Attacks") for the contract the conformance test checks.
 """
@@ -57,7 +61,9 @@ class AttackTask:
     video) root every random choice: a method draws its streams with
     :meth:`generator` and :meth:`derive_seed`, so the same config gives the same record.
     ``hints``: what the method's :meth:`Attack.hints_from` took from the records of
-    the methods it depends on (empty for most methods).
+    the methods it depends on (empty for most methods). ``train_features``: float32
+    ``(N, T, D)`` features of the attacker's own training videos, for a method that
+    learns offline (:meth:`Attack.offline_fraction`), else ``None``.
     """
 
     x: Tensor
@@ -68,6 +74,7 @@ class AttackTask:
     seed: int = 0
     seed_keys: tuple = ()
     hints: dict = field(default_factory=dict)
+    train_features: Tensor | None = None
 
     @property
     def mode(self) -> str:
@@ -162,6 +169,12 @@ class Attack(abc.ABC):
         """``task.hints`` from the records of the same video by the methods in
         ``depends_on`` (method name → record). JSON-able; part of the record's key."""
         return {}
+
+    @classmethod
+    def offline_fraction(cls, settings: StrictModel) -> float | None:
+        """The share of the attack set this method trains on before attacking (it then
+        attacks only the rest), or ``None`` (the default: nothing learnt offline)."""
+        return None
 
     def oracle_budget(self) -> int:
         """Queries the oracle will answer for one video (default: the mode's budget)."""

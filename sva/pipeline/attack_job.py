@@ -46,10 +46,12 @@ def build_method(cfg: AttacksCfg, method: str, mode: str) -> Attack:
 def attack_video(
     cfg: Config, method: str, mode: str, model: nn.Module, x: Tensor, label: int, target: int | None,
     features: Tensor, candidates: Tensor | None, seed_keys: tuple, device: torch.device,
-    hints: dict | None = None, rounds: RoundClient | None = None,
+    hints: dict | None = None, rounds: RoundClient | None = None, train_features: Tensor | None = None,
 ) -> tuple[dict, AttackOutcome]:
     """Attack one video; returns (record fields, outcome). ``x``: float32 ``(T,3,H,W)``;
     ``hints``: what the method takes from the records of the methods it depends on;
+    ``train_features``: float32 ``(N, T, D)``, the features of the videos a method that
+    learns offline trains on (:func:`offline_split`);
     ``rounds``: the oracle's forwards go to this shared round client (videos in flight,
     :mod:`sva.blackbox.rounds`) instead of the model directly.
 
@@ -69,7 +71,7 @@ def attack_video(
     oracle = Oracle(model, attack.oracle_budget(), batch_size=a.oracle_batch_size, device=device,
                     mode=attack.oracle_mode, rounds=rounds, observer=trajectory)
     task = AttackTask(x, int(label), int(target) if targeted else None, features, candidates,
-                      seed=cfg.seed, seed_keys=seed_keys, hints=dict(hints or {}))
+                      seed=cfg.seed, seed_keys=seed_keys, hints=dict(hints or {}), train_features=train_features)
     outcome = attack(oracle, task)
     del oracle
     check = confirm(model, x.to(device), outcome.x_adv.to(device), label, task.target, eps)
@@ -137,6 +139,20 @@ def assign_shard(video_ids: list, shards: int, shard: int) -> list:
     return [v for i, v in enumerate(sorted(video_ids)) if i % shards == shard]
 
 
+def offline_split(video_ids, fraction: float, seed: int, *keys) -> tuple[list, list]:
+    """``(train, attack)``: a seeded ``fraction`` of ``video_ids`` (rounded; at least one,
+    and at least one left over) for a method that learns offline to train on, and the
+    rest, which it attacks; both sorted. ``keys`` name the draw (the dataset), so every
+    victim, mode and variant of a dataset splits alike."""
+    ids = sorted(video_ids)
+    if len(ids) < 2:
+        raise ValueError(f"a method that learns offline needs at least 2 videos (got {len(ids)})")
+    n = min(len(ids) - 1, max(1, round(fraction * len(ids))))
+    order = np.random.default_rng(derive_seed(seed, "offline_split", *keys)).permutation(len(ids))
+    train = sorted(ids[i] for i in order[:n])
+    return train, [v for v in ids if v not in set(train)]
+
+
 def video_data(cfg: Config, dataset: str, mode: str, row, store, features: np.ndarray,
                train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
     """What one video's attack reads, and the hash of it (cheap: no float tensors).
@@ -193,7 +209,17 @@ def run_shard(
     out_dir = Path(out_dir)
     rows = attack_set.set_index("video_id")
     # a method only comparison tables show may attack the first N videos only (tables.<name>.videos)
-    mine = assign_shard(limit_videos(rows.index, cfg.videos_limit(method)), cfg.attacks.shards, shard)
+    ids = limit_videos(rows.index, cfg.videos_limit(method))
+    # a method that learns offline (SVAL) trains on a seeded share and attacks the rest
+    attack = build_method(cfg.attacks, method, mode)
+    fraction = type(attack).offline_fraction(attack.settings)
+    train_ids: list = []
+    train_feats, train_sha = None, None
+    if fraction is not None:
+        train_ids, ids = offline_split(ids, fraction, cfg.seed, dataset)
+        train_feats = np.stack([np.asarray(features[int(rows.loc[v, "idx"])], dtype=np.float32) for v in train_ids])
+        train_sha = array_sha256(train_feats)
+    mine = assign_shard(ids, cfg.attacks.shards, shard)
     in_flight = cfg.attacks.videos_in_flight
     train_idx = store.split_indices("train")
     done: dict[str, dict] = {}
@@ -207,10 +233,12 @@ def run_shard(
             hints = dependency_hints(cfg.attacks.base_method(method), out_dir, video_id)
             if hints:  # what the method reads from other methods' records is part of its input
                 data_sha = stable_hash({"data": data_sha, "hints": hints})
+            if train_sha is not None:  # and so are the videos it learnt from
+                data_sha = stable_hash({"data": data_sha, "train": train_sha, "train_videos": train_ids})
             key = record_key(cfg, dataset=dataset, victim=victim, method=method, mode=mode, video_id=video_id,
                              victim_sha256=victim_sha256, data_sha256=data_sha,
                              batched_with=group if in_flight > 1 else None)
-            jobs.append(_VideoJob(video_id, row, feats, pick, data_sha, hints, key))
+            jobs.append(_VideoJob(video_id, row, feats, pick, data_sha, hints, key, train_ids))
         stored = [_stored_record(out_dir, j) for j in jobs]
         if all(r is not None for r in stored):
             for r in stored:
@@ -226,7 +254,7 @@ def run_shard(
             bar.update(1)
 
         def attack_one(job: _VideoJob, client: RoundClient | None = None) -> tuple:
-            return _attack_job(cfg, dataset, victim, method, mode, store, job, model, device, client)
+            return _attack_job(cfg, dataset, victim, method, mode, store, job, model, device, client, train_feats)
 
         if len(jobs) == 1:
             finish(0, attack_one(jobs[0]))
@@ -243,9 +271,9 @@ def run_shard(
 class _VideoJob:
     """What one video's attack needs from the shard (cheap: no float tensors)."""
 
-    def __init__(self, video_id, row, feats, pick, data_sha, hints, key):
+    def __init__(self, video_id, row, feats, pick, data_sha, hints, key, train_ids=()):
         self.video_id, self.row, self.feats, self.pick = video_id, row, feats, pick
-        self.data_sha, self.hints, self.key = data_sha, hints, key
+        self.data_sha, self.hints, self.key, self.train_ids = data_sha, hints, key, list(train_ids)
 
 
 def _stored_record(out_dir: Path, job: _VideoJob) -> dict | None:
@@ -262,7 +290,8 @@ def _stored_record(out_dir: Path, job: _VideoJob) -> dict | None:
 
 
 def _attack_job(cfg: Config, dataset: str, victim: str, method: str, mode: str, store, job: _VideoJob,
-                model: nn.Module, device: torch.device, client: RoundClient | None) -> tuple:
+                model: nn.Module, device: torch.device, client: RoundClient | None,
+                train_feats: np.ndarray | None = None) -> tuple:
     """Attack one video of the shard; returns (x, record fields, outcome, started, finished)."""
     row = job.row
     x = store.as_float(int(row["idx"])).to(device)
@@ -273,7 +302,8 @@ def _attack_job(cfg: Config, dataset: str, victim: str, method: str, mode: str, 
                                    torch.from_numpy(job.feats), candidates,
                                    # a variant draws its base method's random numbers (common random numbers)
                                    (dataset, victim, cfg.attacks.base_method(method), mode, job.video_id), device,
-                                   job.hints, rounds=client)
+                                   job.hints, rounds=client,
+                                   train_features=None if train_feats is None else torch.from_numpy(train_feats))
     return x, fields, outcome, started, time.time()
 
 
@@ -290,6 +320,8 @@ def _write_video(cfg: Config, dataset: str, victim: str, method: str, mode: str,
               "seed": cfg.seed, "record_key": job.key, "victim_sha256": victim_sha256, "data_sha256": job.data_sha,
               "code_fingerprint": code_fingerprint("attack_shard", cfg.attacks.base_method(method)), **fields,
               "videos_in_flight": cfg.attacks.videos_in_flight,
+              # the videos an offline learner trained on: no record, by design (check_records)
+              **({"offline_train_videos": job.train_ids} if job.train_ids else {}),
               "started_at": started, "finished_at": finished, "job_seconds": finished - started,
               "device": str(device), "peak_rss_mib": _peak_rss_mib()}
     rec_path = out_dir / "videos" / f"{video_id}.json"
@@ -317,4 +349,5 @@ def _video_line(r: dict, reused: bool = False) -> str:
             f"S={100 * r['sparsity']:.1f}% {r['wall_seconds']:.1f}s" + (" (reused: same record key)" if reused else ""))
 
 
-__all__ = ["assign_shard", "attack_video", "build_method", "record_key", "video_data", "video_groups", "run_shard"]
+__all__ = ["assign_shard", "attack_video", "build_method", "offline_split", "record_key", "video_data",
+           "video_groups", "run_shard"]

@@ -86,9 +86,13 @@ def _run(method, mode, victim, monkeypatch, variant="default", budgets=None, dev
     monkeypatch.setattr(job, "confirm", confirm)
     SpyOracle.made.clear()
     feats = torch.randn(T, 512, generator=torch.Generator().manual_seed(3)).to(device)
-    record, outcome = job.attack_video(_config(method, variant, budgets), method, mode, model, x, label, target, feats,
-                                       candidates,
-                                       ("toy", victim, method, mode, "v0"), torch.device(device), hints)
+    cfg = _config(method, variant, budgets)
+    # a method that learns offline (SVAL) gets its training videos' features, as the pipeline gives them
+    learns = cls.offline_fraction(job.build_method(cfg.attacks, method, mode).settings) is not None
+    train = torch.randn(3, T, 512, generator=torch.Generator().manual_seed(4)) if learns else None
+    record, outcome = job.attack_video(cfg, method, mode, model, x, label, target, feats, candidates,
+                                       ("toy", victim, method, mode, "v0"), torch.device(device), hints,
+                                       train_features=train)
     (oracle,) = SpyOracle.made
     return model, x, record, outcome, oracle
 

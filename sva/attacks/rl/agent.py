@@ -20,7 +20,7 @@ See ``docs/agent.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -170,14 +170,17 @@ class Reinforce:
         self.baseline: float | None = None
         self.updates = 0
 
-    def update(self, features: Tensor, episodes: Sequence[tuple[Tensor, float]]) -> dict[str, float]:
+    def update(self, features: Tensor, episodes: Sequence[tuple[Tensor, float]],
+               extra_loss: Callable[[Tensor], Tensor] | None = None) -> dict[str, float]:
         """One policy-gradient step from ``episodes = [(actions bool (T,), reward), ...]``.
 
         ``features``: ``(T, D)``, the same the actions were sampled from (p is
         recomputed with gradients; the agent has not changed since sampling).
+        ``extra_loss``: a differentiable term of ``p`` ``(T,)`` added to the loss (SVAL's
+        L_percentage, Eq. 14), or ``None``.
         Returns floats: ``loss``, ``baseline`` (the one used), ``baseline_next``,
         ``reward_mean``, ``p_mean``, ``frames_mean`` (selected frames per episode),
-        ``grad_norm`` (before clipping).
+        ``grad_norm`` (before clipping), and ``extra_loss`` when one was given.
         """
         if len(episodes) == 0:
             raise ValueError("update needs at least one episode")
@@ -193,6 +196,10 @@ class Reinforce:
         logp = action_log_prob(p, actions)  # (N,) float64
         advantage = (rewards - b).to(logp.device)
         loss = -(advantage * logp).mean()
+        extra = None
+        if extra_loss is not None:
+            extra = extra_loss(p)
+            loss = loss + extra.to(loss.dtype)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [q for q in self.agent.parameters() if q.grad is not None]
@@ -213,6 +220,7 @@ class Reinforce:
             "p_mean": float(p.detach().mean()),
             "frames_mean": float(actions.sum(dim=1).double().mean()),
             "grad_norm": grad_norm,
+            **({} if extra is None else {"extra_loss": float(extra.detach())}),
         }
 
     def state_dict(self) -> dict[str, Any]:
