@@ -171,6 +171,21 @@ class Attack(abc.ABC):
         return {}
 
     @classmethod
+    def reads_tables(cls, settings: StrictModel, mode: str) -> list[str]:
+        """Comparison tables (``tables.<name>``) this method's settings choose from in
+        ``mode`` (e.g. SVAL's sparsity from Table 2): the pipeline builds them first (a
+        DAG edge) and passes them to :meth:`hints_from_tables`. Default: none."""
+        return []
+
+    @classmethod
+    def hints_from_tables(cls, settings: StrictModel, mode: str, tables: dict, row_settings: dict,
+                          dataset: str, victim: str) -> dict:
+        """``task.hints`` from the tables of :meth:`reads_tables` (name → DataFrame) for
+        one (dataset, victim); ``row_settings``: each named row method's settings block.
+        JSON-able; part of the record's key."""
+        return {}
+
+    @classmethod
     def offline_fraction(cls, settings: StrictModel) -> float | None:
         """The share of the attack set this method trains on before attacking (it then
         attacks only the rest), or ``None`` (the default: nothing learnt offline)."""

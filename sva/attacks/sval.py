@@ -31,7 +31,8 @@ The pipeline attacks only the videos SVAL did not train on
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+import math
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import torch
 from pydantic import Field
@@ -46,13 +47,20 @@ from sva.blackbox.oracle import Oracle
 from sva.utils.seeding import derive_seed
 from sva.utils.settings import PositiveFloat, PositiveInt, StrictModel
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 
 class SVALModeCfg(StrictModel):
     """SVAL's per-mode setting (``attacks.sval.untargeted`` / ``attacks.sval.targeted``)."""
 
-    sparsity: Fraction = Field(description="S of Eq. 14: the share of frames left clean")
+    sparsity: Fraction | Literal["auto"] = Field(
+        description="S of Eq. 14, the share of frames left clean; 'auto': chosen from the grid table by the "
+        "paper's rule (§4.4: the smallest MAP among the S with FR = 100 %)")
+    grid: str | None = Field(None, description="with sparsity 'auto': the comparison table (tables.<name>, the "
+                             "same mode) whose rows are SVAL variants with a fixed sparsity (Table 2)")
 
 
 class SVALCfg(StrictModel):
@@ -127,6 +135,27 @@ def train_agent(train_features: Tensor, sparsity: float, settings: SVALCfg, seed
     return agent.eval(), log
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v in ("", "-", "–")
+
+
+def choose_sparsity(rows: list[tuple[float, float, float | None]]) -> tuple[float, str]:
+    """The paper's rule for SVAL's S (§4.4, Table 2): among the grid's ``rows``
+    ``(S, FR %, MAP or None)``, the S with the smallest MAP among those with FR = 100 %
+    (ties: the larger S, the sparser attack). When no S reaches 100 % — the paper does
+    not say — the highest FR, then the smallest MAP. Returns ``(S, the reason in words)``."""
+    if not rows:
+        raise ValueError("no grid rows to choose SVAL's sparsity from")
+    full = [r for r in rows if r[1] >= 100.0 and r[2] is not None]
+    if full:
+        s, _, m = min(full, key=lambda r: (r[2], -r[0]))
+        return s, f"smallest MAP ({m:.4f}) among the {len(full)} of {len(rows)} settings with FR = 100 %"
+    best = max(r[1] for r in rows)
+    top = [r for r in rows if r[1] == best]
+    s, _, m = min(top, key=lambda r: (math.inf if r[2] is None else r[2], -r[0]))
+    return s, f"no setting reached FR = 100 %: the highest FR ({best:g} %), then the smallest MAP"
+
+
 #: trained agents of this process, by (training data, settings, S, seed): every video of
 #: a job shares one agent, trained once
 _AGENTS: dict[str, tuple[FrameAgent, list[dict]]] = {}
@@ -153,12 +182,46 @@ class SVAL(Attack):
 
     def __init__(self, context, settings: SVALCfg | None = None):
         super().__init__(context, settings)
-        self.sparsity = getattr(self.settings, context.mode).sparsity
+        self.sparsity = getattr(self.settings, context.mode).sparsity  # 'auto': task.hints["sparsity"]
         self.perturber = SparsePerturber(context)
 
     @classmethod
     def offline_fraction(cls, settings: SVALCfg) -> float:
         return settings.train_fraction
+
+    @classmethod
+    def settings_problems(cls, settings: SVALCfg, mode_cfgs: dict) -> list[str]:
+        return [f"sval.{mode}.grid: needed with sparsity 'auto' (the Table 2 grid to choose S from)"
+                for mode in mode_cfgs if getattr(settings, mode).sparsity == "auto" and not getattr(settings, mode).grid]
+
+    @classmethod
+    def reads_tables(cls, settings: SVALCfg, mode: str) -> list[str]:
+        m = getattr(settings, mode)
+        return [m.grid] if m.sparsity == "auto" else []
+
+    @classmethod
+    def hints_from_tables(cls, settings: SVALCfg, mode: str, tables: dict[str, pd.DataFrame],
+                          row_settings: dict[str, StrictModel], dataset: str, victim: str) -> dict:
+        """``{"sparsity": S, "sparsity_choice": {...}}`` chosen from the grid table by
+        :func:`choose_sparsity` for ``dataset`` (the victim's own rows when the table has
+        them, else the first victim it has: the paper tunes S on C3D alone);
+        ``row_settings``: the settings block of each method the table names."""
+        name = getattr(settings, mode).grid
+        df = tables[name]
+        df = df[df["dataset"] == dataset]
+        if df.empty:
+            raise ValueError(f"tables.{name}: no rows for dataset {dataset!r} to choose SVAL's sparsity from")
+        grid_victim = victim if victim in set(df["victim"]) else str(df["victim"].iloc[0])
+        df = df[df["victim"] == grid_victim]
+        rows = []
+        for r in df.to_dict("records"):
+            s = getattr(row_settings[r["method"]], mode).sparsity
+            if s == "auto":
+                raise ValueError(f"tables.{name}: row {r['method']!r} has sparsity 'auto'; a grid row needs a value")
+            rows.append((float(s), float(r["FR (%)"]), None if _missing(r["MAP"]) else float(r["MAP"])))
+        chosen, why = choose_sparsity(rows)
+        return {"sparsity": chosen, "sparsity_choice": {"table": name, "dataset": dataset, "victim": grid_victim,
+                                                        "rule": why}}
 
     def run(self, oracle: Oracle, task: AttackTask) -> AttackOutcome:
         """Attack ``task.x`` (float32 ``(T,3,H,W)``) on the frozen agent's top frames;
@@ -168,10 +231,15 @@ class SVAL(Attack):
         if task.features is None or task.train_features is None:
             raise ValueError("SVAL needs per-frame features of the video (task.features) and of its "
                              "training videos (task.train_features)")
-        agent, log = trained_agent(task.train_features, self.sparsity, self.settings, derive_seed(task.seed, "sval"))
+        sparsity = self.sparsity
+        if sparsity == "auto":
+            if "sparsity" not in task.hints:
+                raise ValueError("SVAL with sparsity 'auto' needs the grid's choice (task.hints['sparsity'])")
+            sparsity = float(task.hints["sparsity"])
+        agent, log = trained_agent(task.train_features, sparsity, self.settings, derive_seed(task.seed, "sval"))
         with torch.no_grad():
             p = agent(task.features.float().cpu())
-        k = key_frame_count(self.sparsity, task.num_frames)
+        k = key_frame_count(sparsity, task.num_frames)
         mask = top_frames(p, k)
         x = task.x
         clean_label = first_look(oracle, x)
@@ -181,7 +249,7 @@ class SVAL(Attack):
         choice.offer(0, res, mask)
         outcome = choice.outcome(oracle, clean_label, [episode_log(res, x, mask, epoch=0, episode=0)], [])
         outcome.extra = {"sval": {
-            "sparsity_target": self.sparsity, "key_frames": k, "p": [round(float(v), 6) for v in p],
+            "sparsity_target": sparsity, "key_frames": k, "p": [round(float(v), 6) for v in p],
             "train_videos": int(task.train_features.shape[0]), "train_queries": 0,
             "train_log": log,
         }}

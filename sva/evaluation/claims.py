@@ -268,3 +268,23 @@ def chosen_setting(table: pd.DataFrame, chosen: str, claim: str, source: str = "
         evidence = [f"{_label(r)} {_fr(r)}, {_map(r)}" for _, r in g.iterrows()]
         out.append(Verdict(claim, source, where, _combine(statuses), evidence))
     return out
+
+
+def sparsity_costs_fooling_rate(table: pd.DataFrame, rows: list[str]) -> list[Verdict]:
+    """Table 2 (§4.4: "the fooling rate decreases with the rising of sparsity"): the
+    row of the smallest S (``rows[0]``, the grid in rising S) fools at least as often as
+    the row of the largest (``rows[-1]``): ``supported`` when its FR interval lies above,
+    ``not significant`` when only the point estimate does, ``not supported`` otherwise
+    (equal FRs included: no fall was seen)."""
+    out = []
+    for where, g in _groups(table):
+        present = [m for m in rows if m in g.index]
+        if len(present) < 2:
+            continue
+        low, high = g.loc[present[0]], g.loc[present[-1]]
+        order = _fr_order(low, high)
+        status = {"higher": SUPPORTED, "overlap-higher": NOT_SIGNIFICANT}.get(order, NOT_SUPPORTED)
+        evidence = [f"{_label(r)} {_fr(r)}, {_map(r)}" for _, r in g.loc[present].iterrows()]
+        out.append(Verdict("The fooling rate falls as the sparsity S rises", "§4.4, Table 2", where, status,
+                           evidence))
+    return out

@@ -139,6 +139,32 @@ def assign_shard(video_ids: list, shards: int, shard: int) -> list:
     return [v for i, v in enumerate(sorted(video_ids)) if i % shards == shard]
 
 
+def tables_hints(cfg: Config, attack: Attack, mode: str, dataset: str, victim: str, out_dir: Path) -> dict:
+    """What ``attack`` takes from the comparison tables it reads (:meth:`Attack.reads_tables`,
+    e.g. SVAL's sparsity from Table 2): the tables are read from the results folder of
+    ``out_dir`` (``<results>/attacks/<mode>/<dataset>/<victim>/<method>``)."""
+    import pandas as pd
+
+    from sva.utils.errors import UserError
+
+    names = type(attack).reads_tables(attack.settings, mode)
+    if not names:
+        return {}
+    results = Path(out_dir).parents[3]
+    tables = {}
+    for name in names:
+        path = results / f"{name}.csv"
+        if not path.exists():
+            raise UserError(f"{path}: missing; {type(attack).name} chooses its settings from tables.{name}, "
+                            "which must be built first")
+        tables[name] = pd.read_csv(path)
+    rows = {m: cfg.attacks.method_cfg(m) for name in names for m in cfg.tables[name].rows.values()}
+    try:
+        return type(attack).hints_from_tables(attack.settings, mode, tables, rows, dataset, victim)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
 def offline_split(video_ids, fraction: float, seed: int, *keys) -> tuple[list, list]:
     """``(train, attack)``: a seeded ``fraction`` of ``video_ids`` (rounded; at least one,
     and at least one left over) for a method that learns offline to train on, and the
@@ -220,6 +246,7 @@ def run_shard(
         train_feats = np.stack([np.asarray(features[int(rows.loc[v, "idx"])], dtype=np.float32) for v in train_ids])
         train_sha = array_sha256(train_feats)
     mine = assign_shard(ids, cfg.attacks.shards, shard)
+    table_hints = tables_hints(cfg, attack, mode, dataset, victim, out_dir)
     in_flight = cfg.attacks.videos_in_flight
     train_idx = store.split_indices("train")
     done: dict[str, dict] = {}
@@ -230,7 +257,7 @@ def run_shard(
         for video_id in group:
             row = rows.loc[video_id]
             feats, pick, data_sha = video_data(cfg, dataset, mode, row, store, features, train_idx)
-            hints = dependency_hints(cfg.attacks.base_method(method), out_dir, video_id)
+            hints = {**dependency_hints(cfg.attacks.base_method(method), out_dir, video_id), **table_hints}
             if hints:  # what the method reads from other methods' records is part of its input
                 data_sha = stable_hash({"data": data_sha, "hints": hints})
             if train_sha is not None:  # and so are the videos it learnt from

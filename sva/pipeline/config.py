@@ -234,6 +234,9 @@ class ComparisonTableCfg(StrictModel):
     videos: PositiveInt | None = Field(
         None, description="the first N videos (by id) of each attack set (the paper: 20 for its ablations); "
         "default: all")
+    map_only_at_full_fr: bool = Field(
+        False, description="MAP shown only where FR = 100 % (Table 2: the paper prints '-' elsewhere, since a "
+        "MAP over fewer videos is not comparable)")
 
 
 #: outputs the main run writes: a comparison table may not take their names
@@ -257,9 +260,10 @@ class Config(StrictModel):
     victims: VictimsCfg = VictimsCfg()
     attacks: AttacksCfg = Field(default_factory=AttacksCfg)
     #: name -> comparison table, built by the ``paper`` target (results/<name>.csv)
-    tables: dict[str, ComparisonTableCfg] = Field(
+    #: a ``null`` entry drops a table an earlier file defined
+    tables: dict[str, ComparisonTableCfg | None] = Field(
         {}, description="tables beyond 3 and 4 (e.g. table5, the reward ablation): results/<name>.csv, "
-        "results/figures/<name>.png; built by the paper target")
+        "results/figures/<name>.png; built by the paper target; null drops a table an earlier file defined")
     tracking: TrackingCfg = TrackingCfg()
 
     def videos_limit(self, method: str) -> int | None:
@@ -295,9 +299,42 @@ class Config(StrictModel):
             if missing:
                 problems.append(f"{where}.victims: {', '.join(map(repr, missing))} not in victims.models "
                                 f"({', '.join(self.victims.models)})")
+        problems += self._table_reads()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def table_reads(self, method: str, mode: str) -> list[str]:
+        """The comparison tables ``method``'s settings choose from in ``mode``
+        (:meth:`sva.attacks.base.Attack.reads_tables`, e.g. SVAL's Table 2)."""
+        cls = attack_classes().get(self.attacks.base_method(method))
+        return [] if cls is None else cls.reads_tables(self.attacks.method_cfg(method), mode)
+
+    def _table_reads(self) -> list[str]:
+        """Problems of the tables the methods read: configured, of the same mode, and
+        not showing the method that reads them (a cycle)."""
+        known = set(self.attacks.method_names())
+        used = {(m, mode) for m in self.attacks.methods for mode in self.attacks.modes}
+        used |= {(m, t.mode) for t in self.tables.values() for m in t.rows.values()}
+        problems = []
+        for m, mode in sorted(used):
+            if m not in known:
+                continue
+            for name in self.table_reads(m, mode):
+                spec = self.tables.get(name)
+                where = f"attacks: {m} ({mode}) chooses its settings from tables.{name}"
+                if spec is None:
+                    problems.append(f"{where}, which is not configured")
+                elif spec.mode != mode:
+                    problems.append(f"{where}, whose mode is {spec.mode}")
+                elif m in spec.rows.values() or any(self.table_reads(r, mode) for r in spec.rows.values()):
+                    problems.append(f"{where}, whose rows choose from tables themselves (a cycle)")
+        return problems
+
+    @field_validator("tables")
+    @classmethod
+    def _drop_null_tables(cls, v: dict) -> dict:
+        return {name: t for name, t in v.items() if t is not None}
 
     @field_validator("datasets")
     @classmethod

@@ -79,3 +79,37 @@ def test_offline_split_is_seeded_disjoint_and_leaves_videos_to_attack():
     assert len(offline_split(ids, 0.99, 0, "d")[1]) == 1  # at least one video is left to attack
     with pytest.raises(ValueError, match="at least 2 videos"):
         offline_split(ids[:1], 0.5, 0, "d")
+
+
+def test_the_table_2_rule():
+    from sva.attacks.sval import choose_sparsity
+
+    # the paper's own Table 2, un-targeted: S = 0.5 (FR 100 %, the smallest MAP, 3.2895)
+    paper = [(0.1, 100, 5.5395), (0.2, 100, 5.3805), (0.3, 100, 5.3550), (0.4, 80, None), (0.5, 100, 3.2895),
+             (0.6, 80, None), (0.7, 60, None)]
+    assert choose_sparsity(paper)[0] == 0.5
+    # targeted: S = 0.2 (8.7538 at 10 %, 6.6218 at 20 %)
+    assert choose_sparsity([(0.1, 100, 8.7538), (0.2, 100, 6.6218), (0.3, 60, None), (0.7, 0, None)])[0] == 0.2
+    # equal MAPs: the sparser; no setting at 100 %: the highest FR, then the smallest MAP
+    assert choose_sparsity([(0.1, 100, 2.0), (0.3, 100, 2.0)])[0] == 0.3
+    s, why = choose_sparsity([(0.1, 80, 3.0), (0.2, 80, 2.0), (0.3, 40, 1.0)])
+    assert s == 0.2 and "no setting reached FR = 100 %" in why
+    with pytest.raises(ValueError):
+        choose_sparsity([])
+
+
+def test_hints_from_the_grid_table_use_the_victims_own_rows_or_the_first_victims():
+    import pandas as pd
+
+    from sva.attacks.sval import SVAL, SVALModeCfg
+
+    cfg = SVALCfg(untargeted=SVALModeCfg(sparsity="auto", grid="t2"))
+    rows = {"a": SVALCfg(untargeted=SVALModeCfg(sparsity=0.2)), "b": SVALCfg(untargeted=SVALModeCfg(sparsity=0.6))}
+    t2 = pd.DataFrame({"dataset": ["d", "d"], "victim": ["c3d", "c3d"], "method": ["a", "b"],
+                       "FR (%)": [100.0, 100.0], "MAP": [3.0, 2.0]})
+    assert SVAL.reads_tables(cfg, "untargeted") == ["t2"] and SVAL.reads_tables(cfg, "targeted") == []
+    for victim in ("c3d", "lrcn"):  # LRCN takes C3D's choice, as the paper does
+        hints = SVAL.hints_from_tables(cfg, "untargeted", {"t2": t2}, rows, "d", victim)
+        assert hints["sparsity"] == 0.6 and hints["sparsity_choice"]["victim"] == "c3d"
+    with pytest.raises(ValueError, match="no rows for dataset 'e'"):
+        SVAL.hints_from_tables(cfg, "untargeted", {"t2": t2}, rows, "e", "c3d")

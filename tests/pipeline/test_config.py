@@ -304,3 +304,29 @@ def test_the_paper_config_runs_the_ablations_on_20_videos(repo):
                                                                   for name in cfg.tables}
     # Fig. 10's arm is the paper's SVA itself (20 epochs of whole-budget episodes)
     assert cfg.attacks.method_cfg("sva_convergence") == cfg.attacks.sva
+
+
+def test_sval_chooses_its_sparsity_from_a_configured_grid_of_its_mode(repo):
+    cfg = load_config(repo / "params.yaml")
+    assert cfg.table_reads("sval", "untargeted") == ["table2"] and cfg.table_reads("sval_s10", "untargeted") == []
+    t2 = cfg.tables["table2"]
+    assert [cfg.attacks.method_cfg(m).untargeted.sparsity for m in t2.rows.values()] == \
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert t2.map_only_at_full_fr and "sval" in cfg.tables["table3_sval"].rows.values()
+    for change, message in (
+        (lambda d: d["attacks"]["sval"]["untargeted"].update(grid=None),
+         r"sval\.untargeted\.grid: needed with sparsity 'auto'"),
+        (lambda d: d["tables"].pop("table2"), r"sval \(untargeted\) chooses its settings from tables\.table2, "
+         "which is not configured"),
+        (lambda d: d["tables"]["table2"].update(mode="targeted"), r"tables\.table2, whose mode is targeted"),
+        (lambda d: d["tables"]["table2"]["rows"].update(auto="sval"), r"a cycle"),
+    ):
+        data = _default(repo)
+        change(data)
+        with pytest.raises(ConfigError, match=message):
+            validate_config(data, "params.yaml")
+
+
+def test_a_null_table_drops_one_an_earlier_file_defined(repo):
+    data = deep_merge(_default(repo), {"tables": {"fig10": None}})
+    assert "fig10" not in validate_config(data, "params.yaml").tables

@@ -33,9 +33,9 @@ def test_attacked_videos(paper):
 
 def test_methods_and_modes(paper):
     a = paper.attacks
-    # §4.4 Tables 3/4 (SVA, Opt-attack, Heuristic-attack) and §4.5.1 Table 5 ("No RL" =
-    # the dense baseline)
-    assert a.methods == ["sva", "dense", "opt", "heuristic"]
+    # §4.4 Tables 3/4 (SVA, SVAL, Opt-attack, Heuristic-attack) and §4.5.1 Table 5 ("No
+    # RL" = the dense baseline)
+    assert a.methods == ["sva", "sval", "dense", "opt", "heuristic"]
     # §4.4: Table 3 un-targeted and Table 4 targeted are both paper experiments
     assert a.modes == ["untargeted", "targeted"]
 
@@ -146,6 +146,25 @@ def _unused_method_blocks(attacks: dict) -> set[str]:
     from sva.attacks import attack_classes
 
     return {f"attacks.{m}" for m in attack_classes() if m not in attacks.get("methods", [])}
+
+
+def test_sval(paper):
+    s = paper.attacks.sval
+    # §4.3: "we first randomly select 50% videos to train agent"
+    assert s.train_fraction == 0.5
+    # §4.3: "The epochs of training is set to 20, and the learning rate is initialized as
+    # 10^{-5} and decreases to its 1/10 after 15 epochs"
+    assert (s.epochs, s.lr, s.lr_step_epoch, s.lr_gamma) == (20, 1e-5, 15, 0.1)
+    # §4.4: S chosen from Table 2 by its rule, in each mode, from a grid of that mode
+    assert (s.untargeted.sparsity, s.targeted.sparsity) == ("auto", "auto")
+    for mode, grid in (("untargeted", "table2"), ("targeted", "table2_targeted")):
+        t = paper.tables[grid]
+        assert t.mode == mode and t.victims == ["c3d"] and t.map_only_at_full_fr
+        # Table 2: S = 10 %, 20 %, ..., 70 %; "10 randomly sampled videos": 20 split in half
+        assert [getattr(paper.attacks.method_cfg(m), mode).sparsity for m in t.rows.values()] == \
+            [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+        assert t.videos == 20 and paper.table_reads("sval", mode) == [grid]
+    assert "table3_sval" not in paper.tables  # Tables 3 and 4 show SVAL themselves
 
 
 def test_every_attack_key_is_set_by_the_paper_file():

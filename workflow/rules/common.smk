@@ -66,14 +66,15 @@ def attack_shards(mode):
 
 def dependency_shards(wc):
     """Shard files of the methods this attack job's method reads records of (a DAG
-    edge: e.g. random frame selection after SVA; sva/attacks/base.py, depends_on)."""
+    edge: e.g. random frame selection after SVA; sva/attacks/base.py, depends_on),
+    and the comparison tables its settings choose from (SVAL's sparsity: Table 2)."""
     from sva.attacks import get_attack
 
     return expand(
         f"{OUT}/attacks/{wc.mode}/{wc.dataset}/{wc.victim}/{{method}}/shard{{shard}}.json",
         method=get_attack(CFG.attacks.base_method(wc.method)).depends_on,
         shard=SHARDS,
-    )
+    ) + [f"{OUT}/{name}.csv" for name in CFG.table_reads(wc.method, wc.mode)]
 
 
 def result_tables():

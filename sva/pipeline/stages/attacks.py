@@ -167,6 +167,8 @@ def ablation_table(cfg: Config, table: str, shard_paths: list[str | Path], out_c
     out = out.assign(_order=out["method"].map(order)).sort_values(["dataset", "victim", "_order"], kind="stable")
     out = out.drop(columns="_order").reset_index(drop=True)
     out.insert(0, "row", out["method"].map(labels))
+    if spec.map_only_at_full_fr:  # Table 2's "-": a MAP over fewer videos is not comparable
+        out["MAP"] = out["MAP"].where(out["FR (%)"] >= 100.0)
     atomic.write_csv(out_csv, out)
     attack_table_figure(out.assign(method=out["row"]).drop(columns="row"), out_png,
                         f"{table}: {spec.title or 'one row per arm'} ({spec.mode})")
