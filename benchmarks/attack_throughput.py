@@ -109,6 +109,27 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
     return used / (time.perf_counter() - t0), used
 
 
+def bench_config(configs: list[str] | None, oracle_batch: int | None = None):
+    """The merged, validated config of the benchmarks (default params.yaml), with SVA
+    allowed as many epochs as the budget pays for and, if given, the oracle's batch."""
+    configs = configs or ["params.yaml"]
+    data = load_config(*configs).model_dump(mode="json")
+    data["attacks"]["sva"]["epochs"] = 10**6  # SVA: as many epochs as the budget pays for
+    if oracle_batch:
+        data["attacks"]["oracle_batch_size"] = oracle_batch
+    return validate_config(data, ", ".join(configs))
+
+
+def clip_shape(cfg) -> tuple[int, int, int, int]:
+    """(frames, height, width, classes) of the config's first dataset's clips (112×112
+    and 101 classes for a real dataset)."""
+    syn = next(iter(cfg.datasets.values())).synthetic
+    h, w = (syn.height, syn.width) if syn else (112, 112)
+    if cfg.snippets.crop:
+        h, w = cfg.snippets.crop
+    return cfg.snippets.num_frames, h, w, (syn.num_classes if syn else 101)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", action="append",
@@ -133,19 +154,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     kept = False if args.glibc_default_malloc else keep_cpu_memory()
-    configs = args.config or ["params.yaml"]
-    data = load_config(*configs).model_dump(mode="json")
-    data["attacks"]["sva"]["epochs"] = 10**6  # SVA: as many epochs as the budget pays for
-    if args.oracle_batch:
-        data["attacks"]["oracle_batch_size"] = args.oracle_batch
-    cfg = validate_config(data, ", ".join(configs))
+    cfg = bench_config(args.config, args.oracle_batch)
     device = pick_device(cfg.device)
-    ds = next(iter(cfg.datasets.values()))
-    syn = ds.synthetic
-    t, h, w = cfg.snippets.num_frames, (syn.height if syn else 112), (syn.width if syn else 112)
-    if cfg.snippets.crop:
-        h, w = cfg.snippets.crop
-    classes = syn.num_classes if syn else 101
+    t, h, w, classes = clip_shape(cfg)
     bs = cfg.attacks.oracle_batch_size
     methods = args.method or list(attack_classes())
     in_flight = args.in_flight or sorted({1, cfg.attacks.videos_in_flight if cfg.attacks.videos_in_flight > 1 else 4})

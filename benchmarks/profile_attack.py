@@ -18,8 +18,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from attack_throughput import attack_block
-from sva.pipeline.config import load_config, validate_config
+from attack_throughput import attack_block, bench_config, clip_shape
 from sva.utils.devices import keep_cpu_memory, pick_device
 from sva.victims.models import build_victim
 
@@ -55,15 +54,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     keep_cpu_memory()
-    configs = args.config or ["params.yaml"]
-    data = load_config(*configs).model_dump(mode="json")
-    data["attacks"]["sva"]["epochs"] = 10**6
-    cfg = validate_config(data, ", ".join(configs))
+    cfg = bench_config(args.config)
     device = pick_device(cfg.device)
-    syn = next(iter(cfg.datasets.values())).synthetic
-    t = cfg.snippets.num_frames
-    h, w = cfg.snippets.crop or ((syn.height, syn.width) if syn else (112, 112))
-    classes = syn.num_classes if syn else 101
+    t, h, w, classes = clip_shape(cfg)
     model = TimedVictim(build_victim(args.victim, cfg.victims, classes, (h, w), num_frames=t,
                                      seed=cfg.seed).to(device).eval())
     videos = torch.rand(16, t, 3, h, w, generator=torch.Generator().manual_seed(1)).to(device)
