@@ -150,7 +150,7 @@ def tables_hints(cfg: Config, attack: Attack, mode: str, dataset: str, victim: s
     names = type(attack).reads_tables(attack.settings, mode)
     if not names:
         return {}
-    results = Path(out_dir).parents[3]
+    results = Path(out_dir).parents[4]
     tables = {}
     for name in names:
         path = results / f"{name}.csv"

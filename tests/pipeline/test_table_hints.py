@@ -1,0 +1,29 @@
+"""A method that chooses its settings from a comparison table (SVAL's S from Table 2):
+the attack job reads the table from its results folder, or says which file is missing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from sva.pipeline.attack_job import build_method, tables_hints
+from sva.pipeline.config import load_config
+from sva.utils.errors import UserError
+
+
+def test_sval_reads_table_2_from_the_results_folder_of_its_job(repo, tmp_path):
+    cfg = load_config(repo / "params.yaml")
+    out_dir = tmp_path / "results/attacks/untargeted/synthetic/lrcn/sval"
+    attack = build_method(cfg.attacks, "sval", "untargeted")
+    with pytest.raises(UserError, match=r"results/table2\.csv: missing; sval chooses its settings from tables\.table2"):
+        tables_hints(cfg, attack, "untargeted", "synthetic", "lrcn", out_dir)
+    rows = list(cfg.tables["table2"].rows.values())
+    fr = [100, 100, 100, 100, 100, 83.3, 50]
+    maps = [5.0, 4.0, 3.5, 3.9, 3.0, None, None]
+    pd.DataFrame({"row": list(cfg.tables["table2"].rows), "dataset": "synthetic", "victim": "c3d", "method": rows,
+                  "MAP": maps, "FR (%)": fr}).to_csv(tmp_path / "results/table2.csv", index=False)
+    hints = tables_hints(cfg, attack, "untargeted", "synthetic", "lrcn", out_dir)
+    assert hints["sparsity"] == 0.5 and hints["sparsity_choice"]["victim"] == "c3d"
+    # a pinned S reads nothing
+    assert tables_hints(cfg, build_method(cfg.attacks, "sval_s10", "untargeted"), "untargeted", "synthetic",
+                        "c3d", out_dir) == {}
