@@ -18,6 +18,7 @@ def test_sval_reads_table_2_from_the_results_folder_of_its_job(repo, tmp_path):
     with pytest.raises(UserError, match=r"results/table2\.csv: missing; sval chooses its settings from tables\.table2"):
         tables_hints(cfg, attack, "untargeted", "synthetic", "lrcn", out_dir)
     rows = list(cfg.tables["table2"].rows.values())
+    out_dir.mkdir(parents=True)
     fr = [100, 100, 100, 100, 100, 83.3, 50]
     maps = [5.0, 4.0, 3.5, 3.9, 3.0, None, None]
     pd.DataFrame({"row": list(cfg.tables["table2"].rows), "dataset": "synthetic", "victim": "c3d", "method": rows,
