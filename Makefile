@@ -21,8 +21,9 @@ demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/dvc commit --force --quiet data victims attack_sets untargeted
 
-# Everything `demo` builds, plus the comparison tables (Table 5, Figs. 7 and 9) and the
-# reproduction report results/reproduction.md (the `paper` target; docs/design.md).
+# Everything `demo` builds, plus SVAL and the comparison tables (Tables 2 and 5, Figs. 3
+# and 7-10) and the reproduction report results/reproduction.md (the `paper` target;
+# docs/design.md).
 paper: setup
 	$(BIN)/snakemake --cores $(CORES) paper
 
