@@ -57,7 +57,7 @@ class SVALModeCfg(StrictModel):
     """SVAL's per-mode setting (``attacks.sval.untargeted`` / ``attacks.sval.targeted``)."""
 
     sparsity: Fraction | Literal["auto"] = Field(
-        description="S of Eq. 14, the share of frames left clean; 'auto': chosen from the grid table by the "
+        0.5, description="S of Eq. 14, the share of frames left clean; 'auto': chosen from the grid table by the "
         "paper's rule (§4.4: the smallest MAP among the S with FR = 100 %)")
     grid: str | None = Field(None, description="with sparsity 'auto': the comparison table (tables.<name>, the "
                              "same mode) whose rows are SVAL variants with a fixed sparsity (Table 2)")

@@ -143,3 +143,46 @@ def test_a_variant_with_its_own_eps_that_only_a_limited_table_shows(tiny_project
     for r in recs:
         x_adv = np.load(tmp_path / "tight" / "videos" / f"{r['video_id']}.npz")["x_adv"]
         assert r["linf"] <= 0.02 + 1e-6 and x_adv.shape[0] == 16
+
+
+def test_sval_trains_on_a_seeded_half_and_attacks_the_rest_with_the_grids_choice(tiny_project, tmp_path):
+    """SVAL's job: a seeded half of the attack set trains the agent (no query; the record
+    names those videos), the other half is attacked, the records pass the table check,
+    and with ``sparsity: auto`` S comes from the grid table beside the job's folder
+    (which is part of the record key)."""
+    from sva.evaluation.aggregate import check_records, load_records
+
+    folder, _ = tiny_project
+    variants = {"sval_lo": {"method": "sval", "settings": {"untargeted": {"sparsity": 0.25}}},
+                "sval_hi": {"method": "sval", "settings": {"untargeted": {"sparsity": 0.75}}}}
+    tables = {"grid": {"rows": {"S = 25 %": "sval_lo", "S = 75 %": "sval_hi"}, "map_only_at_full_fr": True}}
+    args, sha = _shard_inputs(folder, in_flight=2, method="sval", videos=5, variants=variants, tables=tables)
+    cfg = args[0]
+    data = cfg.model_dump(mode="json")
+    data["attacks"]["sval"].update(epochs=2, untargeted={"sparsity": "auto", "grid": "grid"})
+    cfg = validate_config(data, "sval test")
+    aset = args[6]
+    out = tmp_path / "results/attacks/untargeted/tiny/c3d/sval"
+    with pytest.raises(Exception, match=r"results/grid\.csv: missing"):
+        run_shard(cfg, *args[1:], out, sha, progress=False)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"row": ["S = 25 %", "S = 75 %"], "dataset": "tiny", "victim": "c3d",
+                  "method": ["sval_lo", "sval_hi"], "MAP": [3.0, 2.0], "FR (%)": [100.0, 100.0]}
+                 ).to_csv(tmp_path / "results/grid.csv", index=False)
+    recs = run_shard(cfg, *args[1:], out, sha, progress=False)
+    ids = sorted(aset["video_id"])
+    train = recs[0]["offline_train_videos"]
+    assert len(train) == 2 and len(recs) == 3 and sorted(train + [r["video_id"] for r in recs]) == ids
+    assert all(r["offline_train_videos"] == train and r["sval"]["train_queries"] == 0 for r in recs)
+    assert all(r["hints"]["sparsity"] == 0.75 and r["sval"]["key_frames"] == 4 for r in recs)  # round(0.25·16)
+    assert all(len(r["selected_frames"]) == 4 or not r["success"] for r in recs)
+    shard = tmp_path / "shard0.json"
+    shard.write_text(json.dumps(recs))
+    check_records(load_records([shard]), {"tiny": aset.assign(video_id=aset["video_id"].astype(str))})
+    # another grid result changes the choice, so the records' keys
+    pd.DataFrame({"row": ["S = 25 %", "S = 75 %"], "dataset": "tiny", "victim": "c3d",
+                  "method": ["sval_lo", "sval_hi"], "MAP": [1.0, 2.0], "FR (%)": [100.0, 100.0]}
+                 ).to_csv(tmp_path / "results/grid.csv", index=False)
+    again = run_shard(cfg, *args[1:], out, sha, progress=False)
+    assert all(r["hints"]["sparsity"] == 0.25 for r in again)
+    assert {r["record_key"] for r in again}.isdisjoint({r["record_key"] for r in recs})
