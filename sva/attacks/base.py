@@ -20,6 +20,10 @@ Each method declares:
   :meth:`Attack.hints_from`, into ``task.hints`` (e.g. random frame selection takes the
   size of SVA's mask). The pipeline then attacks after them (a DAG edge) and the
   record's key covers the hints;
+* :meth:`Attack.reads_tables` (optional): comparison tables the method's settings
+  choose from (SVAL's sparsity from Table 2); the pipeline builds them first (a DAG
+  edge) and passes what :meth:`Attack.hints_from_tables` takes from them in
+  ``task.hints``;
 * :meth:`Attack.offline_fraction` (optional): a method that learns offline (SVAL)
   names the seeded share of the attack set it trains on; the pipeline then attacks only
   the other videos and hands it the training videos' features
