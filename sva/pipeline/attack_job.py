@@ -242,13 +242,13 @@ def run_shard(
     train_ids: list = []
     train_feats, train_sha = None, None
     if fraction is not None:
-        if len(ids) < 2:
+        try:
+            train_ids, ids = offline_split(ids, fraction, cfg.seed, dataset)
+        except ValueError as err:
             from sva.utils.errors import UserError
 
-            raise UserError(f"{method}: the attack set of {dataset!r} holds {len(ids)} video(s); a method that "
-                            f"learns offline needs at least 2 (some to train on, the rest to attack): raise "
-                            f"datasets.{dataset}.attack_set_size")
-        train_ids, ids = offline_split(ids, fraction, cfg.seed, dataset)
+            raise UserError(f"{method}, attack set of {dataset!r}: {err}; raise datasets.{dataset}.attack_set_size"
+                            ) from None
         train_feats = np.stack([np.asarray(features[int(rows.loc[v, "idx"])], dtype=np.float32) for v in train_ids])
         train_sha = array_sha256(train_feats)
     mine = assign_shard(ids, cfg.attacks.shards, shard)

@@ -255,20 +255,21 @@ PAPER_SVAL_SPARSITY = {"untargeted": 0.5, "targeted": 0.2}
 def sval_choice(results: Path, cfg) -> list[str]:
     """Lines on SVAL's sparsity: what Table 2's rule picks from this run's grid
     (:func:`sva.attacks.sval.choose_sparsity`) beside the paper's pick."""
-    from sva.attacks.sval import choose_sparsity
+    from sva.attacks.sval import SVAL
 
     lines = []
     for mode in ("untargeted", "targeted"):
-        setting = getattr(cfg.attacks.sval, mode)
-        grid = setting.grid if setting.sparsity == "auto" else None
-        if grid is None or grid not in cfg.tables or (t := _read(results, grid)) is None:
-            continue
-        for (dataset, victim), g in t.groupby(["dataset", "victim"], sort=True):
-            rows = [(float(getattr(cfg.attacks.method_cfg(r["method"]), mode).sparsity), float(r["FR (%)"]),
-                     None if pd.isna(r["MAP"]) else float(r["MAP"])) for r in g.to_dict("records")]
-            s, why = choose_sparsity(rows)
-            lines.append(f"- {mode}, {dataset}/{victim} (`results/{grid}.csv`): the rule picks **S = {s:g}** "
-                         f"({why}); the paper picked S = {PAPER_SVAL_SPARSITY[mode]:g} on C3D/UCF-101.")
+        grids = [g for g in cfg.table_reads("sval", mode) if g in cfg.tables]
+        for grid in grids:
+            if (t := _read(results, grid)) is None:
+                continue
+            rows = {m: cfg.attacks.method_cfg(m) for m in cfg.tables[grid].rows.values()}
+            for dataset, victim in sorted(set(zip(t["dataset"], t["victim"]))):
+                # the same choice SVAL's jobs make (sva/pipeline/attack_job.py, tables_hints)
+                hint = SVAL.hints_from_tables(cfg.attacks.sval, mode, {grid: t}, rows, dataset, victim)
+                lines.append(f"- {mode}, {dataset}/{victim} (`results/{grid}.csv`): the rule picks "
+                             f"**S = {hint['sparsity']:g}** ({hint['sparsity_choice']['rule']}); the paper picked "
+                             f"S = {PAPER_SVAL_SPARSITY[mode]:g} on C3D/UCF-101.")
     return (["## SVAL's sparsity (Table 2's rule)", "", *lines, ""]) if lines else []
 
 

@@ -163,6 +163,9 @@ def test_sval_trains_on_a_seeded_half_and_attacks_the_rest_with_the_grids_choice
     cfg = validate_config(data, "sval test")
     aset = args[6]
     out = tmp_path / "results/attacks/untargeted/tiny/c3d/sval"
+    one = (*args[1:6], aset.iloc[:1], *args[7:])  # too few videos to split: an error naming the key
+    with pytest.raises(Exception, match=r"at least 2 videos .*datasets\.tiny\.attack_set_size"):
+        run_shard(cfg, *one, out, sha, progress=False)
     with pytest.raises(Exception, match=r"results/grid\.csv: missing"):
         run_shard(cfg, *args[1:], out, sha, progress=False)
     out.mkdir(parents=True, exist_ok=True)

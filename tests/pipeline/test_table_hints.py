@@ -28,3 +28,18 @@ def test_sval_reads_table_2_from_the_results_folder_of_its_job(repo, tmp_path):
     # a pinned S reads nothing
     assert tables_hints(cfg, build_method(cfg.attacks, "sval_s10", "untargeted"), "untargeted", "synthetic",
                         "c3d", out_dir) == {}
+
+
+def test_the_reproduction_report_states_the_rules_pick_beside_the_papers(repo, tmp_path):
+    from sva.pipeline.report import sval_choice
+
+    cfg = load_config(repo / "params.yaml")
+    rows = list(cfg.tables["table2"].rows.values())
+    pd.DataFrame({"row": list(cfg.tables["table2"].rows), "dataset": "synthetic", "victim": "c3d", "method": rows,
+                  "MAP": [5.0, 4.0, 3.5, 3.9, 3.0, None, None], "FR (%)": [100, 100, 100, 100, 100, 83.3, 50]}
+                 ).to_csv(tmp_path / "table2.csv", index=False)
+    lines = sval_choice(tmp_path, cfg)
+    assert lines[0] == "## SVAL's sparsity (Table 2's rule)"
+    assert "untargeted, synthetic/c3d" in lines[2] and "the rule picks **S = 0.5**" in lines[2]
+    assert "the paper picked S = 0.5" in lines[2]
+    assert sval_choice(tmp_path / "nothing", cfg) == []
