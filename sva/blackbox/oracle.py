@@ -156,8 +156,9 @@ def log_odds(log_prob: Tensor) -> Tensor:
     return lp - log_one_minus(lp)
 
 
-def _top1(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Top-1 labels (int64) and their log-softmax (float64), CPU, from logits ``(B, C)``.
+def _top1(logits: Tensor, labels_only: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Top-1 labels (int64) and their log-softmax (float64), CPU, from logits ``(B, C)``
+    (``labels_only``: the labels and ``None``, for a label-only oracle).
 
     ``log p_top = -log1p(sum_{j != top} exp(l_j - l_top))``: the same number as
     ``log_softmax(logits.double())[top]`` but without its ``log(1 + s)`` rounding, which
@@ -165,6 +166,8 @@ def _top1(logits: Tensor) -> tuple[Tensor, Tensor]:
     resolved up to margins of ~745. Float64 on CPU: ``(B, C)`` is tiny, and some
     devices (MPS) lack float64. Ties go to the lowest index.
     """
+    if labels_only:  # the same labels: float32 -> float64 is exact and keeps every tie
+        return logits.detach().to("cpu").max(dim=-1).indices, None
     z = logits.detach().to("cpu", torch.float64)
     zmax, top = z.max(dim=-1)
     e = torch.exp(z - zmax.unsqueeze(-1))
@@ -349,7 +352,7 @@ class Oracle:
         if self.__rounds is not None:  # evaluated in a shared round with other videos' queries
             logits = self.__rounds.forward(videos.to(self.__device, self.__dtype, non_blocking=True))
             with torch.inference_mode():
-                top, top_lp = _top1(logits)
+                top, top_lp = _top1(logits, log_prob is None)
             labels[:] = top
             if log_prob is not None:
                 log_prob[:] = top_lp
@@ -365,7 +368,7 @@ class Oracle:
                 logits = model(chunk)
                 if logits.dim() != 2 or logits.shape[0] != stop - start:
                     raise RuntimeError(f"model returned {tuple(logits.shape)} for {stop - start} videos")
-                top, top_lp = _top1(logits)
+                top, top_lp = _top1(logits, log_prob is None)
                 labels[start:stop] = top
                 if log_prob is not None:
                     log_prob[start:stop] = top_lp

@@ -315,6 +315,26 @@ def test_ties_go_to_the_lowest_index():
     ans = Oracle(FixedLogits(torch.tensor([1.0, 3.0, 3.0])), budget=1).query(videos(1))
     assert ans.labels.item() == 1
     assert abs(ans.log_prob.item() - math.log(math.exp(3) / (math.exp(1) + 2 * math.exp(3)))) < 1e-12
+    # a label-only oracle (which skips the probabilities) answers the same label
+    label = Oracle(FixedLogits(torch.tensor([1.0, 3.0, 3.0])), budget=1, mode="label").query(videos(1))
+    assert label.labels.item() == 1 and label.log_prob is None
+
+
+def test_label_mode_answers_the_labels_of_score_mode():
+    """The label-only path takes the top-1 of the float32 logits; the score path of their
+    float64 copy: exactly the same labels, ties included."""
+    logits = torch.randn(16, 7, generator=torch.Generator().manual_seed(0)).round(decimals=0)  # many ties
+    ties = sum(int((row == row.max()).sum() > 1) for row in logits)
+    assert ties >= 3
+
+    class Rows(nn.Module):  # row i of each batch answers logits[i]
+        def forward(self, x):
+            return logits[: x.shape[0]]
+
+    model = Rows()
+    score = Oracle(model, budget=64, batch_size=16).query(videos(64))
+    label = Oracle(model, budget=64, batch_size=16, mode="label").query(videos(64))
+    assert torch.equal(score.labels, label.labels)
 
 
 def test_observer_sees_each_answered_call_with_the_count_before_it():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sva.victims.models.fold import FoldedSequential
 from sva.victims.models.normalize import Normalize
 
 BASE_CHANNELS = (64, 128, 256, 256, 512, 512, 512, 512)
@@ -56,6 +57,26 @@ def c3d_feature_shape(num_frames: int, height: int, width: int) -> tuple[int, in
     return tuple(dims)  # type: ignore[return-value]
 
 
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` (same parameters, same state dict) that runs a **single video** on
+    the CPU through oneDNN (``torch.mkldnn_convolution``) when no gradient is needed.
+
+    PyTorch's CPU backend choice sends a 3x3x3 convolution of a batch of one small clip
+    to its reference ``slow_conv3d`` (its rule: batch > 1 or a large first slab), which
+    is 4-6x slower than oneDNN here; batches of two or more already take oneDNN. The
+    oracle asks about single videos in every sequential search of the hard-label
+    attacks, so this is their hottest path (``docs/victims.md``, "One video at a time").
+    Training and every batch > 1 run ``nn.Conv3d`` unchanged.
+    """
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if (x.shape[0] == 1 and x.device.type == "cpu" and x.dtype == torch.float32 and _ONEDNN_SINGLE
+                and not torch.is_grad_enabled() and self.padding_mode == "zeros"
+                and not isinstance(self.padding, str)):
+            return torch.mkldnn_convolution(x, weight, bias, self.padding, self.stride, self.dilation, self.groups)
+        return super()._conv_forward(x, weight, bias)
+
+
 class C3D(nn.Module):
     def __init__(
         self,
@@ -77,7 +98,7 @@ class C3D(nn.Module):
         cin = 3
         for b, (convs, _, _) in enumerate(_BLOCKS):
             for ci in convs:
-                layers.append(nn.Conv3d(cin, chans[ci], kernel_size=3, padding=1, bias=not batchnorm))
+                layers.append(Conv3d(cin, chans[ci], kernel_size=3, padding=1, bias=not batchnorm))
                 names.append(_CONV_NAMES[ci])
                 if batchnorm:
                     layers.append(nn.BatchNorm3d(chans[ci]))
@@ -88,7 +109,8 @@ class C3D(nn.Module):
             k, s, p = pools[b]
             layers.append(nn.MaxPool3d(kernel_size=k, stride=s, padding=p))
             names.append(f"pool{b + 1}")
-        self.features = nn.Sequential()
+        # eval without autograd: each BatchNorm folded into its convolution (fold.py)
+        self.features = FoldedSequential()
         for n, layer in zip(names, layers):
             self.features.add_module(n, layer)
         t, h, w = c3d_feature_shape(*self.input_size)
@@ -125,3 +147,5 @@ class C3D(nn.Module):
 
 
 _CHANNELS_LAST = True  # measured faster on CPU too: see docs/victims.md
+#: one video on the CPU goes through oneDNN (:class:`Conv3d`); off: PyTorch's own choice
+_ONEDNN_SINGLE = torch.backends.mkldnn.is_available()

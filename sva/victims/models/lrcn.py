@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sva.victims.models.fold import FoldedSequential
 from sva.victims.models.normalize import Normalize
 
 INCEPTION_SIZE = 299
@@ -55,7 +56,8 @@ class SmallCNN(nn.Module):
             ]
             cin = cout
         layers.append(nn.AdaptiveAvgPool2d(grid))
-        self.conv = nn.Sequential(*layers)
+        # eval without autograd: each BatchNorm folded into its convolution (fold.py)
+        self.conv = FoldedSequential(*layers)
         flat = cin * grid * grid
         # BatchNorm before the ReLU: without it most projection units died within the
         # first few dozen Adam steps and training crawled (docs/victims.md)
