@@ -53,7 +53,8 @@ def copy_project(dest: Path) -> Path:
 
 
 def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a ``snakemake -n`` printed."""
+    """(rule, wildcards) of every job a ``snakemake -n`` printed; a job's priority, when
+    Snakemake printed one (not 0), is in the dict too, under ``priority``."""
     jobs: list[tuple[str, dict[str, str]]] = []
     rule = None
     for line in output.splitlines():
@@ -65,4 +66,6 @@ def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
             for part in line.removeprefix("wildcards:").split(","):
                 k, _, v = part.strip().partition("=")
                 jobs[-1][1][k] = v
+        elif line.startswith("priority:") and jobs:
+            jobs[-1][1]["priority"] = line.removeprefix("priority:").strip()
     return jobs

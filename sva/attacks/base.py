@@ -24,6 +24,11 @@ Each method declares:
   choose from (SVAL's sparsity from Table 2); the pipeline builds them first (a DAG
   edge) and passes what :meth:`Attack.hints_from_tables` takes from them in
   ``task.hints``;
+* ``runs_full_schedule`` (optional): the method runs every step of a fixed schedule
+  whatever it finds (SVA trains its agent for every epoch), where the others stop at
+  their first success; its jobs are then the ones to expect longest, and the workflow
+  starts them first (a Snakemake ``priority``), so that the short jobs fill the cores
+  at the end of a run instead of one long job running alone;
 * :meth:`Attack.offline_fraction` (optional): a method that learns offline (SVAL)
   names the seeded share of the attack set it trains on; the pipeline then attacks only
   the other videos and hands it the training videos' features
@@ -149,6 +154,7 @@ class Attack(abc.ABC):
     modes: ClassVar[tuple[str, ...]] = MODES
     Settings: ClassVar[type[StrictModel]] = NoSettings
     depends_on: ClassVar[tuple[str, ...]] = ()
+    runs_full_schedule: ClassVar[bool] = False
 
     def __init__(self, context: AttackContext, settings: StrictModel | None = None):
         if context.mode not in self.modes:

@@ -310,6 +310,15 @@ class Config(StrictModel):
         cls = attack_classes().get(self.attacks.base_method(method))
         return [] if cls is None else cls.reads_tables(self.attacks.method_cfg(method), mode)
 
+    def job_priority(self, method: str) -> int:
+        """The Snakemake priority of ``method``'s attack jobs: 1 for a method that runs
+        its whole schedule whatever it finds (:attr:`sva.attacks.base.Attack.runs_full_schedule`,
+        SVA and its variants), whose jobs are the ones to expect longest, else 0. Started
+        first, they leave the short jobs to fill the cores at the end of a run. Only the
+        order of jobs changes, never a record."""
+        cls = attack_classes().get(self.attacks.base_method(method))
+        return int(cls is not None and cls.runs_full_schedule)
+
     def _table_reads(self) -> list[str]:
         """Problems of the tables the methods read: configured, of the same mode, and
         not showing the method that reads them (a cycle)."""

@@ -332,3 +332,16 @@ def test_sval_chooses_its_sparsity_from_a_configured_grid_of_its_mode(repo):
 def test_a_null_table_drops_one_an_earlier_file_defined(repo):
     data = deep_merge(_default(repo), {"tables": {"fig10": None}})
     assert "fig10" not in validate_config(data, "params.yaml").tables
+
+
+def test_job_priority_puts_full_schedule_methods_first(repo):
+    """SVA (every epoch, success or not) and its variants get priority 1, the methods
+    that stop at their first success 0 (the workflow's attack_shard priority)."""
+    from sva.attacks import attack_classes
+
+    cfg = load_config(repo / "params.yaml")
+    assert cfg.job_priority("sva") == 1
+    assert cfg.job_priority("sva_r_attack") == 1  # a variant of SVA
+    for method in ("dense", "opt", "heuristic", "sval", "random"):
+        assert cfg.job_priority(method) == 0
+    assert [n for n, c in attack_classes().items() if c.runs_full_schedule] == ["sva"]

@@ -12,6 +12,7 @@ rule attack_shard:
         f"{LOGS}/attack/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.log",
     benchmark:
         f"{OUT}/benchmarks/attack_shard/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.tsv"
+    priority: attack_priority
     conda:
         "../envs/sva.yaml"
     threads: 1

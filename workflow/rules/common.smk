@@ -77,6 +77,11 @@ def dependency_shards(wc):
     ) + [f"{OUT}/{name}.csv" for name in CFG.table_reads(wc.method, wc.mode)]
 
 
+def attack_priority(wc):
+    """Longest-expected attack jobs first (sva/pipeline/config.py, job_priority)."""
+    return CFG.job_priority(wc.method)
+
+
 def result_tables():
     """The attack tables the configured modes produce."""
     return [t for t, mode in TABLE_MODES.items() if mode in CFG.attacks.modes]

@@ -82,6 +82,7 @@ class SVA(Attack):
     """
 
     name = "sva"
+    runs_full_schedule = True  # every epoch of episodes, success or not: its jobs start first
     oracle_mode = "score"
     Settings = SVACfg
 
