@@ -65,7 +65,7 @@ class Conv3d(nn.Conv3d):
     to its reference ``slow_conv3d`` (its rule: batch > 1 or a large first slab), which
     is 4-6x slower than oneDNN here; batches of two or more already take oneDNN. The
     oracle asks about single videos in every sequential search of the hard-label
-    attacks, so this is their hottest path (``docs/victims.md``, "One video at a time").
+    attacks, so this is their hottest path (``docs/victims.md``, "The inference path").
     Training and every batch > 1 run ``nn.Conv3d`` unchanged.
     """
 
