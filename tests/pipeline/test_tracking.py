@@ -114,7 +114,10 @@ def test_read_only_database_is_one_warning_naming_the_file(tmp_path, monkeypatch
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
     assert tracking.init_tracking("t", tmp_path)  # a complete store, then opened read-only
     tracking.reset_tracking_state()
-    # chmod 0444 does not stop root; SQLite's read-only open mode stops everyone
+    # chmod 0444 does not stop root; SQLite's read-only open mode stops everyone.
+    # MLflow makes the "parent folder" of a URI filename relative to the working
+    # directory (a folder named "file:"), so work in tmp_path, not the checkout.
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///file:{db}?mode=ro&uri=true")
     caplog.set_level(logging.INFO)
     with tracking.start_run("t", "victims", "x", root=tmp_path) as run:
