@@ -175,6 +175,14 @@ def _top1(logits: Tensor, labels_only: bool = False) -> tuple[Tensor, Tensor | N
     return top, -torch.log1p(e.sum(dim=-1))
 
 
+def _check_first(videos: Tensor) -> bool:
+    """Whether the range check is read before the forwards (videos on the CPU: nothing
+    is evaluated) or after they are queued (on a GPU: the host does not wait for the
+    device before launching them, one synchronisation per call instead of two; the
+    forwards ran but nothing is answered or counted)."""
+    return videos.device.type == "cpu"
+
+
 def _model_device(model: nn.Module) -> torch.device:
     for t in model.parameters():
         return t.device
@@ -212,9 +220,11 @@ class Oracle:
         Where to evaluate; default: the model's parameters' device. Inputs are moved
         there (and cast to the model's floating dtype); answers come back on CPU.
     check_range:
-        Refuse (``ValueError``, nothing counted) videos with values outside [0, 1] or
-        NaN: a victim's input is a video in pixel space, and the perturbation bound is
-        defined there. Costs one min/max pass over the input.
+        Refuse (``ValueError``, nothing answered, nothing counted) videos with values
+        outside [0, 1] or NaN: a victim's input is a video in pixel space, and the
+        perturbation bound is defined there. Costs one min/max pass over the input; for
+        videos on a GPU it is read after the forwards are queued (so the device never
+        idles waiting for it), for videos on the CPU before anything is evaluated.
     rounds:
         A :class:`~sva.blackbox.rounds.RoundClient`: the forward passes go to a shared
         :class:`~sva.blackbox.rounds.VideoRounds` (several videos' attacks side by side,
@@ -336,46 +346,49 @@ class Oracle:
         if n == 0:
             lp = None if self._mode == "label" else torch.empty(0, dtype=torch.float64)
             return Answer(torch.empty(0, dtype=torch.long), lp)
-        if self._check_range:
-            lo, hi = torch.aminmax(videos.detach())
-            lo, hi = float(lo), float(hi)
-            if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
-                raise ValueError(
-                    f"videos must lie in [0, 1] (pixel space), got min {lo} max {hi}; nothing was evaluated"
-                )
+        lohi = torch.aminmax(videos.detach()) if self._check_range else None
+        if _check_first(videos):  # nothing evaluated
+            self._require_range(lohi)
+            lohi = None
 
         model = self.__model
         if model.training:
             model.eval()
-        labels = torch.empty(n, dtype=torch.long)
-        log_prob = torch.empty(n, dtype=torch.float64) if self._mode == "score" else None
-        if self.__rounds is not None:  # evaluated in a shared round with other videos' queries
-            logits = self.__rounds.forward(videos.to(self.__device, self.__dtype, non_blocking=True))
-            with torch.inference_mode():
-                top, top_lp = _top1(logits, log_prob is None)
-            labels[:] = top
-            if log_prob is not None:
-                log_prob[:] = top_lp
-            self._used += n
-            self._by_phase[name] = self._by_phase.get(name, 0) + n
-            return self._observed(videos, Answer(labels, log_prob), self._used - n)
-        bs = self._batch_size
-        used_before = self._used
         with torch.inference_mode():
-            for start in range(0, n, bs):
-                stop = min(start + bs, n)
-                chunk = videos[start:stop].to(self.__device, self.__dtype, non_blocking=True)
-                logits = model(chunk)
-                if logits.dim() != 2 or logits.shape[0] != stop - start:
-                    raise RuntimeError(f"model returned {tuple(logits.shape)} for {stop - start} videos")
-                top, top_lp = _top1(logits, log_prob is None)
-                labels[start:stop] = top
-                if log_prob is not None:
-                    log_prob[start:stop] = top_lp
-                # Count what the victim actually answered, chunk by chunk.
-                self._used += stop - start
-                self._by_phase[name] = self._by_phase.get(name, 0) + (stop - start)
-        return self._observed(videos, Answer(labels, log_prob), used_before)
+            if self.__rounds is not None:  # evaluated in a shared round with other videos' queries
+                logits = self.__rounds.forward(videos.to(self.__device, self.__dtype, non_blocking=True))
+            else:
+                logits = self._forward(model, videos)
+        self._require_range(lohi)
+        top, top_lp = _top1(logits, self._mode == "label")  # the one read-back: waits for the forwards
+        used_before = self._used
+        self._used += n
+        self._by_phase[name] = self._by_phase.get(name, 0) + n
+        return self._observed(videos, Answer(top, top_lp), used_before)
+
+    def _forward(self, model: nn.Module, videos: Tensor) -> Tensor:
+        """Logits ``(B, C)`` on the device: forwards of ``batch_size`` videos queued one
+        after another, read back once by the caller."""
+        bs, n = self._batch_size, int(videos.shape[0])
+        out = []
+        for start in range(0, n, bs):
+            stop = min(start + bs, n)
+            logits = model(videos[start:stop].to(self.__device, self.__dtype, non_blocking=True))
+            if logits.dim() != 2 or logits.shape[0] != stop - start:
+                raise RuntimeError(f"model returned {tuple(logits.shape)} for {stop - start} videos")
+            out.append(logits)
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+    @staticmethod
+    def _require_range(lohi: tuple[Tensor, Tensor] | None) -> None:
+        """Refuse videos outside [0, 1] (or NaN): raises before anything is answered or counted."""
+        if lohi is None:
+            return
+        lo, hi = float(lohi[0]), float(lohi[1])
+        if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+            raise ValueError(
+                f"videos must lie in [0, 1] (pixel space), got min {lo} max {hi}; nothing was answered or counted"
+            )
 
     def _observed(self, videos: Tensor, answer: Answer, used_before: int) -> Answer:
         if self._observer is not None:

@@ -231,6 +231,21 @@ def test_out_of_range_and_nan_inputs_are_refused_uncounted():
         oracle.query((videos(1) * 255).to(torch.uint8))
 
 
+def test_range_read_after_the_forwards_still_refuses_uncounted(monkeypatch):
+    """On a GPU the range is read after the forwards are queued: the call still raises,
+    answers nothing, counts nothing and is not observed."""
+    import sva.blackbox.oracle as oracle_module
+
+    monkeypatch.setattr(oracle_module, "_check_first", lambda videos: False)
+    seen = []
+    model = CountingModel()
+    oracle = Oracle(model, budget=10, observer=lambda v, a, u: seen.append(u))
+    with pytest.raises(ValueError, match=r"nothing was answered or counted"):
+        oracle.query(videos(3) + 0.5)
+    assert model.calls > 0 and oracle.used == 0 and oracle.used_by_phase == {} and not seen
+    assert len(oracle.query(videos(3))) == 3 and oracle.used == 3 and seen == [0]
+
+
 def test_model_kept_in_eval_mode():
     class Dropper(CountingModel):
         def __init__(self):
