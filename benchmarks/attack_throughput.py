@@ -37,7 +37,7 @@ import torch
 from sva.attacks import attack_classes
 from sva.attacks.base import AttackTask
 from sva.blackbox.oracle import Oracle
-from sva.blackbox.rounds import VideoRounds, run_side_by_side
+from sva.blackbox.rounds import VideoRounds, lanes_for, run_side_by_side
 from sva.evaluation.trajectory import Trajectory
 from sva.pipeline.attack_job import build_method
 from sva.pipeline.config import load_config, validate_config
@@ -45,16 +45,21 @@ from sva.utils.devices import keep_cpu_memory, pick_device
 from sva.victims.models import build_victim
 
 
+#: forwards the raw block queues before one read-back
+QUEUED = 4
+
+
 def raw_block(model, batch: torch.Tensor, seconds: float) -> float:
-    """Videos per second of plain batched forwards under inference_mode, for ``seconds``
-    (on a GPU each forward's logits are copied to the host, as the oracle's are, so the
-    clock never runs ahead of the device)."""
+    """Videos per second of plain batched forwards under inference_mode, for ``seconds``.
+    On a GPU the forwards are queued ``QUEUED`` at a time and their logits copied to the
+    host at once, as the oracle reads a call's forwards back once: the device never
+    waits for the host between them, and the clock never runs ahead of the device."""
     n = 0
     with torch.inference_mode():
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            model(batch).cpu()
-            n += batch.shape[0]
+            torch.cat([model(batch) for _ in range(QUEUED)]).cpu()
+            n += QUEUED * batch.shape[0]
         return n / (time.perf_counter() - t0)
 
 
@@ -101,7 +106,7 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
         if in_flight == 1:
             used += one(i)
         else:
-            rounds = VideoRounds(model, a.oracle_batch_size)
+            rounds = VideoRounds(model, a.oracle_batch_size, lanes=lanes_for(device, in_flight))
             used += sum(run_side_by_side(rounds, [lambda c, j=j: one(j, c) for j in range(i, i + in_flight)]))
             if round_sizes is not None:
                 round_sizes.update({k: k * n for k, n in rounds.round_sizes.items()})

@@ -14,6 +14,14 @@ of the video that asked it, and the batches are the same on every run: a round h
 exactly one request of every running attack, in a fixed order, whatever the threads'
 timing (a video's answers can depend, in their last float bits, on which rows shared
 its batch; the composition is deterministic, so the records are too).
+
+**Lanes** (a GPU): the clients can be split into ``lanes`` by ``order % lanes``, each
+lane with its own rounds. A round's forwards are only *queued* on the device; while one
+lane's forwards run, the other lane's attacks read their answers and prepare their next
+requests on the host, so the device does not idle between rounds. The composition of
+each lane's rounds is fixed, so the records stay deterministic. On the CPU a forward is
+computed where it is called, so lanes would only take a second core the raw forward
+does not have: :func:`lanes_for` gives one there.
 """
 
 from __future__ import annotations
@@ -27,25 +35,36 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
-__all__ = ["RoundClient", "VideoRounds", "run_side_by_side"]
+__all__ = ["RoundClient", "VideoRounds", "lanes_for", "run_side_by_side"]
 
 T = TypeVar("T")
+
+
+def lanes_for(device: torch.device | str, in_flight: int) -> int:
+    """Lanes of a :class:`VideoRounds` for ``in_flight`` videos on ``device``: two on a
+    CUDA device (one lane's forwards run while the other prepares), else one."""
+    return 2 if torch.device(device).type == "cuda" and in_flight >= 2 else 1
 
 
 class VideoRounds:
     """Forward passes of several clients merged into deterministic rounds.
 
     ``model``: ``(B, T, 3, H, W)`` → logits ``(B, C)``; ``batch_size``: videos per
-    forward pass. Clients are made with :meth:`client` (each with a distinct ``order``,
-    the position of its rows in a round) before any of them asks; a client that is
-    done must :meth:`RoundClient.close` so that the others' rounds can start.
+    forward pass; ``lanes``: client ``order`` belongs to lane ``order % lanes``, and each
+    lane's rounds hold its own clients only (module docstring). Clients are made with
+    :meth:`client` (each with a distinct ``order``, the position of its rows in a round)
+    before any of them asks; a client that is done must :meth:`RoundClient.close` so
+    that the others' rounds can start.
     """
 
-    def __init__(self, model: nn.Module, batch_size: int):
+    def __init__(self, model: nn.Module, batch_size: int, lanes: int = 1):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if int(lanes) != lanes or lanes < 1:
+            raise ValueError(f"lanes must be a positive int, got {lanes!r}")
         self._model = model
         self._batch_size = int(batch_size)
+        self._lanes = int(lanes)
         self._cond = threading.Condition()
         self._open: set[int] = set()
         self._pending: dict[int, Tensor] = {}
@@ -69,7 +88,7 @@ class VideoRounds:
             if order not in self._open:
                 raise RuntimeError(f"client {order} is closed")
             self._pending[order] = videos
-            self._maybe_run()
+            self._maybe_run(order % self._lanes)
             while order not in self._answers:
                 self._cond.wait()
             answer = self._answers.pop(order)
@@ -81,13 +100,13 @@ class VideoRounds:
         with self._cond:
             self._open.discard(order)
             self._pending.pop(order, None)
-            self._maybe_run()
+            self._maybe_run(order % self._lanes)
 
-    def _maybe_run(self) -> None:
-        """With the lock held: evaluate a round once every open client is waiting."""
-        if not self._pending or len(self._pending) < len(self._open):
+    def _maybe_run(self, lane: int) -> None:
+        """With the lock held: evaluate ``lane``'s round once each of its open clients waits."""
+        orders = sorted(o for o in self._pending if o % self._lanes == lane)
+        if not orders or len(orders) < sum(1 for o in self._open if o % self._lanes == lane):
             return
-        orders = sorted(self._pending)
         requests = [self._pending.pop(o) for o in orders]
         try:
             logits = self._evaluate(requests)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 from sva.attacks.base import Attack, AttackOutcome, AttackTask, build_attack
 from sva.blackbox.oracle import Oracle
-from sva.blackbox.rounds import RoundClient, VideoRounds, run_side_by_side
+from sva.blackbox.rounds import RoundClient, VideoRounds, lanes_for, run_side_by_side
 from sva.evaluation.evaluator import confirm, mean_reading
 from sva.evaluation.trajectory import Trajectory
 from sva.pipeline.config import AttacksCfg, Config, limit_videos
@@ -292,7 +292,7 @@ def run_shard(
         if len(jobs) == 1:
             finish(0, attack_one(jobs[0]))
         else:
-            rounds = VideoRounds(model, cfg.attacks.oracle_batch_size)
+            rounds = VideoRounds(model, cfg.attacks.oracle_batch_size, lanes=lanes_for(device, len(jobs)))
             run_side_by_side(rounds, [lambda c, j=j: attack_one(j, c) for j in jobs], on_done=finish)
             log.info("%s/%s %s %s: %d videos side by side in %d rounds, %d forward passes of %.1f videos on average",
                      dataset, victim, method, mode, len(jobs), rounds.rounds, rounds.forwards,

@@ -11,7 +11,7 @@ import torch
 from sva.attacks import attack_classes
 from sva.attacks.base import AttackTask
 from sva.blackbox.oracle import BudgetExhausted, Oracle
-from sva.blackbox.rounds import VideoRounds, run_side_by_side
+from sva.blackbox.rounds import VideoRounds, lanes_for, run_side_by_side
 from sva.pipeline.attack_job import build_method
 from sva.pipeline.config import load_config, validate_config
 from toys import CountingVictim, LinearVictim
@@ -82,6 +82,84 @@ def test_a_round_waits_for_every_open_client():
 
     run_side_by_side(rounds, [fast, slow, fast])
     assert victim.forwards == [3]
+
+
+class LaneSpy(torch.nn.Module):
+    """Records, for every forward, which clients' rows it holds (client ``i`` asks
+    videos filled with ``(i + 1) / 10``)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.batches = inner, []
+
+    def forward(self, videos):
+        self.batches.append(sorted({round(float(v) * 10) - 1 for v in videos[:, 0, 0, 0, 0]}))
+        return self.inner(videos)
+
+
+def test_lanes_hold_their_own_clients_and_do_not_wait_for_each_other():
+    """With two lanes, clients 0, 2 and 1, 3 form separate rounds; a lane whose client
+    is still computing does not hold the other lane back; the answers are a plain oracle's."""
+    inner = RowwiseLinear()
+    spy = LaneSpy(inner)
+    rounds = VideoRounds(spy, 4, lanes=2)
+    first_of_lane_1 = threading.Event()
+
+    def job(i):
+        def run(client):
+            oracle = _oracle(spy, client)
+            x = torch.full((3, 8, 3, 8, 8), (i + 1) / 10)
+            if i % 2:  # lane 1 starts late: lane 0 runs its rounds meanwhile
+                first_of_lane_1.wait(timeout=10)
+            answers = [oracle(x) for _ in range(3)]
+            if i == 2:
+                first_of_lane_1.set()
+            return oracle.used, answers
+        return run
+
+    got = run_side_by_side(rounds, [job(i) for i in range(4)])
+    assert [used for used, _ in got] == [9, 9, 9, 9]
+    assert all(set(b) <= {0, 2} or set(b) <= {1, 3} for b in spy.batches), spy.batches
+    lanes = [0 if set(b) <= {0, 2} else 1 for b in spy.batches]
+    assert lanes == sorted(lanes)  # lane 0 finished all its rounds before lane 1 began
+    assert rounds.rounds == 6 and rounds.rows == 36
+    for i, (_, answers) in enumerate(got):
+        plain = Oracle(inner, 100, batch_size=4)(torch.full((3, 8, 3, 8, 8), (i + 1) / 10))
+        assert all(torch.equal(a.labels, plain.labels) and torch.equal(a.log_prob, plain.log_prob)
+                   for a in answers)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_two_lanes_on_cuda_answer_as_plain_oracles():
+    """On a GPU (two lanes, queued forwards, the range read after them) every client
+    gets its plain oracle's labels and counts its own queries."""
+    inner = RowwiseLinear().to("cuda")
+    rounds = VideoRounds(inner, 4, lanes=lanes_for("cuda", 4))
+    g = torch.Generator().manual_seed(1)
+    asks = [[torch.rand(n, 8, 3, 8, 8, generator=g).cuda() for n in (3, 5, 1)] for _ in range(4)]
+
+    def job(i):
+        def run(client):
+            oracle = _oracle(inner, client)
+            answers = [oracle(v) for v in asks[i]]
+            with pytest.raises(ValueError, match=r"\[0, 1\]"):
+                oracle(asks[i][0] + 2)
+            return oracle.used, answers
+        return run
+
+    got = run_side_by_side(rounds, [job(i) for i in range(4)])
+    for i, (used, answers) in enumerate(got):
+        assert used == 9
+        for a, v in zip(answers, asks[i]):
+            plain = Oracle(inner, 100, batch_size=4)(v)
+            assert torch.equal(a.labels, plain.labels)
+            assert torch.allclose(a.log_prob, plain.log_prob, rtol=0, atol=1e-6)
+
+
+def test_lanes_for_a_device():
+    assert lanes_for("cpu", 6) == 1 and lanes_for("cuda", 1) == 1 and lanes_for("cuda:0", 3) == 2
+    with pytest.raises(ValueError, match="lanes"):
+        VideoRounds(LinearVictim(), 4, lanes=0)
 
 
 def test_budget_stays_per_oracle():
