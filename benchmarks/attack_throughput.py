@@ -63,6 +63,22 @@ def raw_block(model, batch: torch.Tensor, seconds: float) -> float:
         return n / (time.perf_counter() - t0)
 
 
+def noise_seconds_per_query(population: int, clip: tuple[int, ...], device, seconds: float) -> float:
+    """Seconds to draw one query's share of an NES estimate's Gaussian noise on ``device``:
+    an estimate of ``population`` queries draws ``population / 2`` antithetic noise
+    videos of shape ``clip`` (every frame: dense; SVA draws only its selected frames).
+    Timed as :class:`sva.blackbox.estimators.NES` draws it (``normal_`` into a reused buffer)."""
+    noise = torch.empty((population // 2, *clip), device=device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        noise.normal_(generator=gen)
+        n += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - t0) / (n * population)
+
+
 def trained_case(run: Path, dataset: str, victim: str, device) -> tuple[torch.nn.Module, torch.Tensor, list[int]]:
     """The trained ``victim`` of a finished run in folder ``run`` and its attack-set
     videos with their labels (float32 ``(N, T, 3, H, W)``)."""
@@ -79,7 +95,8 @@ def trained_case(run: Path, dataset: str, victim: str, device) -> tuple[torch.nn
 
 
 def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int], seconds: float, device,
-                 budget: int, start: int, in_flight: int = 1, round_sizes=None) -> tuple[float, int]:
+                 budget: int, start: int, in_flight: int = 1, round_sizes=None,
+                 lanes: int | None = None) -> tuple[float, int]:
     """Queries per second of ``method`` attacking videos ``start, start+1, …`` (each with
     ``budget`` queries, labels known beforehand) until ``seconds`` have passed;
     returns (q/s, queries). ``in_flight`` > 1: groups of that many videos side by side,
@@ -106,7 +123,8 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
         if in_flight == 1:
             used += one(i)
         else:
-            rounds = VideoRounds(model, a.oracle_batch_size, lanes=lanes_for(device, in_flight))
+            rounds = VideoRounds(model, a.oracle_batch_size,
+                                 lanes=lanes if lanes is not None else lanes_for(device, in_flight))
             used += sum(run_side_by_side(rounds, [lambda c, j=j: one(j, c) for j in range(i, i + in_flight)]))
             if round_sizes is not None:
                 round_sizes.update({k: k * n for k, n in rounds.round_sizes.items()})
@@ -154,6 +172,9 @@ def main() -> None:
                     "or 1 and 4 when that is 1)")
     ap.add_argument("--oracle-batch", type=int, default=None,
                     help="the victim's forward batch (attacks.oracle_batch_size; default: the config's)")
+    ap.add_argument("--lanes", type=int, default=None,
+                    help="lanes of the shared rounds with videos in flight (default: sva.blackbox.rounds.lanes_for: "
+                         "2 on a GPU, 1 on the CPU)")
     ap.add_argument("--glibc-default-malloc", action="store_true",
                     help="skip sva.utils.devices.keep_cpu_memory (what the attack stage calls) to see its effect")
     args = ap.parse_args()
@@ -180,6 +201,13 @@ def main() -> None:
             with torch.inference_mode():
                 labels = model(videos).argmax(1).tolist()
         batch = torch.rand(bs, *videos.shape[1:], generator=g).to(device)
+        if {"sva", "dense", "random"} & set(methods):  # the NES methods' own arithmetic, against the forward
+            pop = cfg.attacks.untargeted.population
+            forward = 1 / raw_block(model, batch, args.block_seconds)
+            draw = noise_seconds_per_query(pop, tuple(videos.shape[1:]), device, args.block_seconds)
+            print(f"{name}: NES noise of one query on every frame (population {pop}) {draw * 1e6:.0f} us "
+                  f"= {draw / forward:.3f} of the raw forward per video ({forward * 1e6:.0f} us): "
+                  f"dense's ratio is at most {forward / (forward + draw):.3f}", flush=True)
         for method in methods:
             attack_block(cfg, method, model, videos, labels, 0.5, device, 200, 0)  # warm-up: imports, allocator
             for k in in_flight:
@@ -187,7 +215,7 @@ def main() -> None:
                 attacks, start, sizes = [], 0, Counter()
                 for _ in range(args.blocks):
                     qps, used = attack_block(cfg, method, model, videos, labels, args.block_seconds, device,
-                                             args.budget, start, k, sizes)
+                                             args.budget, start, k, sizes, args.lanes)
                     start += k + used // max(args.budget, 1)
                     attacks.append(qps)
                     raws.append(raw_block(model, batch, args.block_seconds))

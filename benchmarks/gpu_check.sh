@@ -18,9 +18,14 @@ fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')" | tee -a "$OUT/gpu.txt"
-timeout "${TEST_SECONDS:-180}" python3 -m pytest -q -p no:cacheprovider -o addopts="-ra --import-mode=importlib" \
+timeout "${TEST_SECONDS:-150}" python3 -m pytest -q -p no:cacheprovider -o addopts="-ra --import-mode=importlib" \
   tests/attacks/test_conformance.py::test_every_attack_meets_the_contract_on_cuda \
   tests/blackbox/test_estimators.py tests/blackbox/test_rounds.py tests/blackbox/test_oracle.py tests/utils/test_devices.py tests/pipeline/test_gpu.py 2>&1 | tee "$OUT/cuda_tests.log"
-timeout "${BENCH_SECONDS:-330}" python3 benchmarks/attack_throughput.py --config params.yaml --config config/paper.yaml \
+timeout "${BENCH_SECONDS:-300}" python3 benchmarks/attack_throughput.py --config params.yaml --config config/paper.yaml \
   --victim c3d --method sva --method dense --method opt --method sign_opt --method heuristic \
   --budget "${BUDGET:-1000}" --blocks 3 --block-seconds 2 --in-flight 1 --in-flight 8 "$@" 2>&1 | tee "$OUT/throughput.log"
+# the same soft-label loops with one lane (every video in flight in one round), for the
+# effect of sva.blackbox.rounds' two lanes measured on the same warm machine
+timeout "${LANES_SECONDS:-90}" python3 benchmarks/attack_throughput.py --config params.yaml --config config/paper.yaml \
+  --victim c3d --method sva --method dense --budget "${BUDGET:-1000}" --blocks 3 --block-seconds 2 \
+  --in-flight 8 --lanes 1 "$@" 2>&1 | tee "$OUT/throughput_one_lane.log"
