@@ -16,12 +16,14 @@ timing (a video's answers can depend, in their last float bits, on which rows sh
 its batch; the composition is deterministic, so the records are too).
 
 **Lanes** (a GPU): the clients can be split into ``lanes`` by ``order % lanes``, each
-lane with its own rounds. A round's forwards are only *queued* on the device; while one
+lane with its own rounds and, on a CUDA device, its own CUDA stream, on which its
+attacks' threads queue all their work. A round's forwards are only *queued*; while one
 lane's forwards run, the other lane's attacks read their answers and prepare their next
-requests on the host, so the device does not idle between rounds. The composition of
-each lane's rounds is fixed, so the records stay deterministic. On the CPU a forward is
-computed where it is called, so lanes would only take a second core the raw forward
-does not have: :func:`lanes_for` gives one there.
+requests, and a read-back (``.item()``, ``.cpu()``) in one lane waits for its own
+stream only, not for the other lane's forwards. So the device does not idle between
+rounds. The composition of each lane's rounds is fixed, so the records stay
+deterministic. On the CPU a forward is computed where it is called, so lanes would only
+take a second core the raw forward does not have: :func:`lanes_for` gives one there.
 """
 
 from __future__ import annotations
@@ -65,6 +67,14 @@ class VideoRounds:
         self._model = model
         self._batch_size = int(batch_size)
         self._lanes = int(lanes)
+        device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
+        #: one CUDA stream per lane (None: the threads use the current stream), each after
+        #: everything already queued on the current stream (the inputs, the weights)
+        self.streams: list[torch.cuda.Stream] | None = None
+        if self._lanes > 1 and device.type == "cuda":
+            self.streams = [torch.cuda.Stream(device) for _ in range(self._lanes)]
+            for st in self.streams:
+                st.wait_stream(torch.cuda.current_stream(device))
         self._cond = threading.Condition()
         self._open: set[int] = set()
         self._pending: dict[int, Tensor] = {}
@@ -80,7 +90,7 @@ class VideoRounds:
             if order in self._open:
                 raise ValueError(f"a client with order {order} is already open")
             self._open.add(order)
-        return RoundClient(self, order)
+        return RoundClient(self, order, None if self.streams is None else self.streams[order % self._lanes])
 
     # -- called by RoundClient ------------------------------------------------------
     def _forward(self, order: int, videos: Tensor) -> Tensor:
@@ -109,7 +119,11 @@ class VideoRounds:
             return
         requests = [self._pending.pop(o) for o in orders]
         try:
-            logits = self._evaluate(requests)
+            if self.streams is None:
+                logits = self._evaluate(requests)
+            else:  # on the lane's stream, whichever thread runs the round (a closing one too)
+                with torch.cuda.stream(self.streams[lane]):
+                    logits = self._evaluate(requests)
             results: list[Tensor | BaseException] = list(logits)
         except BaseException as err:  # every waiting client gets the error
             results = [err] * len(orders)
@@ -150,8 +164,9 @@ class VideoRounds:
 class RoundClient:
     """One attack's handle on a :class:`VideoRounds` (give it to an Oracle as ``rounds``)."""
 
-    def __init__(self, rounds: VideoRounds, order: int):
+    def __init__(self, rounds: VideoRounds, order: int, stream: torch.cuda.Stream | None = None):
         self._rounds, self.order = rounds, order
+        self.stream = stream  #: the CUDA stream of this client's lane (None: the thread's current one)
 
     def forward(self, videos: Tensor) -> Tensor:
         """Logits ``(B, C)`` of ``videos`` ``(B, T, 3, H, W)`` (on the model's device),
@@ -178,8 +193,14 @@ def run_side_by_side(
     clients = [rounds.client(i) for i in range(len(jobs))]
 
     def work(i: int) -> None:
+        stream = clients[i].stream
         try:
-            result = jobs[i](clients[i])
+            if stream is None:
+                result = jobs[i](clients[i])
+            else:  # the lane's stream; finished before the result leaves the thread
+                with torch.cuda.stream(stream):
+                    result = jobs[i](clients[i])
+                stream.synchronize()
         except BaseException as err:  # reported to the caller, never lost in the thread
             clients[i].close()
             done.put((i, None, err))

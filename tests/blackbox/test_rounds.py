@@ -148,6 +148,7 @@ def test_two_lanes_on_cuda_answer_as_plain_oracles():
         return run
 
     got = run_side_by_side(rounds, [job(i) for i in range(4)])
+    assert rounds.streams is not None and len(rounds.streams) == 2
     for i, (used, answers) in enumerate(got):
         assert used == 9
         for a, v in zip(answers, asks[i]):
