@@ -106,15 +106,22 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
     a = cfg.attacks
     attack = build_method(a, method, "untargeted")
     cls = attack_classes()[method]
-    feats = torch.randn(videos.shape[1], 512, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(videos.shape[1], 512, generator=gen)
     hints = {"frames": videos.shape[1] // 2} if cls.depends_on else {}
+    train_feats = None
+    if cls.offline_fraction(attack.settings):  # SVAL: its agent trains on two other videos' features (no query)
+        train_feats = torch.randn(2, videos.shape[1], 512, generator=gen)
+    if cls.reads_tables(attack.settings, "untargeted"):  # SVAL's 'auto' S: the paper's untargeted choice
+        hints["sparsity"] = 0.5
 
     def one(i: int, client=None) -> int:
         x, label = videos[i % len(videos)], labels[i % len(videos)]
         # with the trajectory observer, as the attack stage runs it (sva/pipeline/attack_job.py)
         oracle = Oracle(model, budget, batch_size=a.oracle_batch_size, device=device, mode=cls.oracle_mode,
                         rounds=client, observer=Trajectory(x, label, None, a.eps))
-        attack(oracle, AttackTask(x, label, features=feats, seed=i, seed_keys=("benchmark",), hints=hints))
+        attack(oracle, AttackTask(x, label, features=feats, seed=i, seed_keys=("benchmark",), hints=hints,
+                                  train_features=train_feats))
         return oracle.used
 
     used, i = 0, start
@@ -201,7 +208,7 @@ def main() -> None:
             with torch.inference_mode():
                 labels = model(videos).argmax(1).tolist()
         batch = torch.rand(bs, *videos.shape[1:], generator=g).to(device)
-        if {"sva", "dense", "random"} & set(methods):  # the NES methods' own arithmetic, against the forward
+        if {"sva", "dense", "random", "sval"} & set(methods):  # the NES methods' own arithmetic, against the forward
             pop = cfg.attacks.untargeted.population
             forward = 1 / raw_block(model, batch, args.block_seconds)
             draw = noise_seconds_per_query(pop, tuple(videos.shape[1:]), device, args.block_seconds)
