@@ -108,7 +108,11 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
     cls = attack_classes()[method]
     gen = torch.Generator().manual_seed(0)
     feats = torch.randn(videos.shape[1], 512, generator=gen)
-    hints = {"frames": videos.shape[1] // 2} if cls.depends_on else {}
+    # a method built on SVA's records (random selection, SVA_opt) gets the hints an SVA record
+    # choosing every second frame gives it
+    sva_record = {"success": True, "selected_frames": list(range(0, videos.shape[1], 2)),
+                  "episodes": [{"frames": list(range(0, videos.shape[1], 2))}]}
+    hints = cls.hints_from({m: sva_record for m in cls.depends_on}) if cls.depends_on else {}
     train_feats = None
     if cls.offline_fraction(attack.settings):  # SVAL: its agent trains on two other videos' features (no query)
         train_feats = torch.randn(2, videos.shape[1], 512, generator=gen)
@@ -120,7 +124,9 @@ def attack_block(cfg, method: str, model, videos: torch.Tensor, labels: list[int
         # with the trajectory observer, as the attack stage runs it (sva/pipeline/attack_job.py)
         oracle = Oracle(model, budget, batch_size=a.oracle_batch_size, device=device, mode=cls.oracle_mode,
                         rounds=client, observer=Trajectory(x, label, None, a.eps))
-        attack(oracle, AttackTask(x, label, features=feats, seed=i, seed_keys=("benchmark",), hints=hints,
+        # as the attack stage: the config's seed, the video in the seed keys (so SVAL's agent,
+        # seeded by the seed alone, trains once and is shared, as in a run)
+        attack(oracle, AttackTask(x, label, features=feats, seed=cfg.seed, seed_keys=("benchmark", i), hints=hints,
                                   train_features=train_feats))
         return oracle.used
 
