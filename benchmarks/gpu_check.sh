@@ -3,7 +3,7 @@
 #   1. the CUDA tests (every test that needs a CUDA device, plus the device and GPU-claim tests);
 #   2. attack throughput at the paper's scale: full C3D on 16x3x112x112 clips
 #      (params.yaml merged with config/paper.yaml), every registered method against the raw
-#      batched forward, then SVA and dense with one lane (the two lanes' effect).
+#      batched forward, then four methods with one lane (the two lanes' effect).
 # Runs with the machine's own python3 and torch; the packages it lacks travel as wheels in
 # .whl/ (pydantic and its parts, opencv-contrib for the Heuristic-attack's saliency).
 # Output goes to $OUT (or ./gpu_out) as cuda_tests.log and throughput.log.
@@ -25,8 +25,8 @@ timeout "${TEST_SECONDS:-150}" python3 -m pytest -q -p no:cacheprovider -o addop
 timeout "${BENCH_SECONDS:-300}" python3 benchmarks/attack_throughput.py --config params.yaml --config config/paper.yaml \
   --victim c3d --budget "${BUDGET:-1000}" --blocks 3 --block-seconds 1.5 --in-flight 1 --in-flight 8 "$@" \
   2>&1 | tee "$OUT/throughput.log"
-# the same soft-label loops with one lane (every video in flight in one round), for the
+# SVA, dense, Opt- and Heuristic-attack with one lane (every video in flight in one round), for the
 # effect of sva.blackbox.rounds' two lanes measured on the same warm machine
-timeout "${LANES_SECONDS:-90}" python3 benchmarks/attack_throughput.py --config params.yaml --config config/paper.yaml \
-  --victim c3d --method sva --method dense --budget "${BUDGET:-1000}" --blocks 3 --block-seconds 2 \
+timeout "${LANES_SECONDS:-150}" python3 benchmarks/attack_throughput.py --config params.yaml --config config/paper.yaml \
+  --victim c3d --method sva --method dense --method opt --method heuristic --budget "${BUDGET:-1000}" --blocks 3 --block-seconds 2 \
   --in-flight 8 --lanes 1 "$@" 2>&1 | tee "$OUT/throughput_one_lane.log"
