@@ -334,14 +334,19 @@ def test_a_null_table_drops_one_an_earlier_file_defined(repo):
     assert "fig10" not in validate_config(data, "params.yaml").tables
 
 
-def test_job_priority_puts_full_schedule_methods_first(repo):
-    """SVA (every epoch, success or not) and its variants get priority 1, the methods
-    that stop at their first success 0 (the workflow's attack_shard priority)."""
+def test_job_priority_puts_the_longest_expected_jobs_first(repo):
+    """Hard-label methods (a failure spends the whole budget) get priority 2, SVA (every
+    epoch, success or not) and its variants 1, the methods that stop at their first
+    success 0 (the workflow's attack_shard priority)."""
     from sva.attacks import attack_classes
 
     cfg = load_config(repo / "params.yaml")
+    for method in ("opt", "heuristic", "sign_opt", "sva_opt"):
+        assert cfg.job_priority(method) == 2, method
     assert cfg.job_priority("sva") == 1
     assert cfg.job_priority("sva_r_attack") == 1  # a variant of SVA
-    for method in ("dense", "opt", "heuristic", "sval", "random"):
+    for method in ("dense", "sval", "random"):
         assert cfg.job_priority(method) == 0
     assert [n for n, c in attack_classes().items() if c.runs_full_schedule] == ["sva"]
+    assert sorted(n for n, c in attack_classes().items() if c.oracle_mode == "label") == [
+        "heuristic", "opt", "sign_opt", "sva_opt"]
