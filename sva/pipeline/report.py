@@ -14,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -32,6 +33,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
             return "–"
         if isinstance(v, float):
             return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.1f}"
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return f"{v:,}"
         return str(v)
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -105,20 +108,35 @@ def timings(results: Path) -> str:
 
 
 def attack_jobs(results: Path) -> str:
-    """Per (mode, victim, method): videos, per-video wall seconds and peak memory."""
+    """Per (mode, victim, method): videos, per-video wall seconds, the victim queries
+    answered, the shards' job seconds (Snakemake's benchmark files) and their ratio, the
+    job time per query, and peak memory (markdown)."""
     rows = []
     for path in sorted((results / "attacks").glob("*/*/*/*/videos/*.json")):
         r = json.loads(path.read_text())
         rows.append({"mode": r["mode"], "dataset": r["dataset"], "victim": r["victim"], "method": r["method"],
-                     "wall": r["wall_seconds"], "rss": r.get("peak_rss_mib")})
+                     "wall": r["wall_seconds"], "queries": r["queries"], "rss": r.get("peak_rss_mib")})
     if not rows:
         return "_No attack records._"
-    frame = pd.DataFrame(rows).groupby(["mode", "dataset", "victim", "method"]).agg(
+    keys = ["mode", "dataset", "victim", "method"]
+    frame = pd.DataFrame(rows).groupby(keys).agg(
         videos=("wall", "size"), **{"seconds per video (min)": ("wall", "min"),
                                     "seconds per video (max)": ("wall", "max"),
+                                    "queries (sum)": ("queries", "sum"),
                                     "peak RSS of a job (MiB)": ("rss", "max")}).reset_index()
+    jobs = _benchmarks(results)
+    shards = jobs[jobs["rule"] == "attack_shard"] if not jobs.empty else jobs
+    if not shards.empty:  # job path: mode/dataset/victim/method/shardN
+        parts = shards["job"].str.split("/", expand=True)
+        if parts.shape[1] == 5:
+            seconds = shards.assign(**dict(zip(keys, [parts[i] for i in range(4)]))).groupby(keys)["s"].sum()
+            frame = frame.merge(seconds.rename("job seconds (sum)").reset_index(), on=keys, how="left")
+            frame["ms of job time per query"] = 1000 * frame["job seconds (sum)"] / frame["queries (sum)"]
+            frame = frame[[c for c in frame.columns if c != "peak RSS of a job (MiB)"] + ["peak RSS of a job (MiB)"]]
     return markdown_table(frame.round(1)) + (
-        "\n\n(Every record on disk is counted, including records of videos no longer in the attack set.)")
+        "\n\n(Every record on disk is counted, including records of videos no longer in the attack set. Job "
+        "seconds are those of the shards' last runs; the time per query is what the victim's forwards and the "
+        "attack's own work cost together, with one core per job.)")
 
 
 def window_coverage(results: Path, data: Path = Path("data")) -> str:

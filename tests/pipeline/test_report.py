@@ -1,0 +1,50 @@
+"""The generated parts of docs/results.md (sva/pipeline/report.py)."""
+
+import json
+
+from sva.pipeline.report import attack_jobs, markdown_table
+
+
+def _record(root, victim, method, video, queries, wall):
+    d = root / "attacks" / "untargeted" / "synthetic" / victim / method / "videos"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{video}.json").write_text(json.dumps({
+        "mode": "untargeted", "dataset": "synthetic", "victim": victim, "method": method,
+        "wall_seconds": wall, "queries": queries, "peak_rss_mib": 100.0}))
+
+
+def _benchmark(root, victim, method, shard, seconds):
+    d = root / "benchmarks" / "attack_shard" / "untargeted" / "synthetic" / victim / method
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"shard{shard}.tsv").write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t120.0\n")
+
+
+def test_attack_jobs_gives_the_job_time_per_query(tmp_path):
+    _record(tmp_path, "c3d", "opt", "v1", 30000, 90.0)
+    _record(tmp_path, "c3d", "opt", "v2", 10000, 40.0)
+    _record(tmp_path, "c3d", "dense", "v1", 2000, 5.0)
+    _benchmark(tmp_path, "c3d", "opt", 0, 100.0)
+    _benchmark(tmp_path, "c3d", "opt", 1, 60.0)
+    _benchmark(tmp_path, "c3d", "dense", 0, 10.0)
+    lines = attack_jobs(tmp_path).splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {r.split("|")[4].strip(): [c.strip() for c in r.strip("|").split("|")] for r in lines[2:4]}
+    col = {name: i for i, name in enumerate(header)}
+    assert rows["opt"][col["queries (sum)"]] == "40,000"
+    assert rows["opt"][col["job seconds (sum)"]] == "160"
+    assert rows["opt"][col["ms of job time per query"]] == "4"  # 160 s / 40,000 queries
+    assert rows["dense"][col["ms of job time per query"]] == "5"
+    assert header[-1] == "peak RSS of a job (MiB)"
+
+
+def test_attack_jobs_without_benchmark_files_leaves_the_time_out(tmp_path):
+    _record(tmp_path, "c3d", "opt", "v1", 30000, 90.0)
+    table = attack_jobs(tmp_path)
+    assert "queries (sum)" in table and "per query" not in table.splitlines()[0]
+
+
+def test_markdown_table_groups_thousands_of_ints_and_floats():
+    import pandas as pd
+
+    text = markdown_table(pd.DataFrame({"n": [30000], "x": [1234.56], "ok": [True]}))
+    assert text.splitlines()[-1] == "| 30,000 | 1,234.6 | True |"
