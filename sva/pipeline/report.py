@@ -291,6 +291,31 @@ def sval_choice(results: Path, cfg) -> list[str]:
     return (["## SVAL's sparsity (Table 2's rule)", "", *lines, ""]) if lines else []
 
 
+def failure_reasons(results: Path, cfg) -> list[str]:
+    """The "Why videos were not fooled" section: one measured sentence per (mode,
+    dataset, victim, method) of this run's configuration with failed videos
+    (:func:`sva.evaluation.diagnosis.failure_summary`), from the records of the current
+    shards (``attacks.shards``; a shard file of an earlier layout is not read)."""
+    from sva.evaluation.diagnosis import failure_summary
+
+    wanted = set(cfg.attacks.methods) | {m for t in cfg.tables.values() for m in t.rows.values()}
+    lines = []
+    for d in sorted(p for p in (results / "attacks").glob("*/*/*/*") if p.is_dir() and p.name in wanted):
+        paths = [d / f"shard{i}.json" for i in range(cfg.attacks.shards)]
+        records = [r for p in paths if p.is_file() for r in json.loads(p.read_text())]
+        if records and (summary := failure_summary(records)) is not None:
+            lines.append(f"- {summary.sentence()}")
+    if not lines:
+        return []
+    return ["## Why videos were not fooled (measured)", "",
+            ("A claim that is not supported, or not measurable, comes from videos a method did not fool. For each "
+             "method with such videos, from its records: whether they spent the whole budget; for the "
+             "boundary-search attacks, how far their closest adversarial video lay (its L∞ over ε; 1 would be a "
+             "success) and whether that distance was still shrinking over the last half of the queries "
+             "(by more than 1 %); for SVA and its kin, the episodes they ran (`sva/evaluation/diagnosis.py`)."),
+            "", *lines, ""]
+
+
 def reproduction_report(results: str | Path = "results", root: str | Path = ".", config: dict | None = None,
                         out: str | Path = "results/reproduction.md") -> str:
     """``results/reproduction.md``: every claim of the paper our tables can check, with
@@ -321,6 +346,7 @@ def reproduction_report(results: str | Path = "results", root: str | Path = ".",
                "comparison goes the other way; **not measurable** — a row has no successful video, so its MAP "
                "does not exist. MAP, S and Q are means over each row's successful videos: read them with FR. "
                "The thresholds are in `sva/evaluation/claims.py`; nothing is tuned to a result."), ""]
+    lines += failure_reasons(results, cfg)
     lines += ["## Where the claims come from: our tables beside the paper's", ""]
     for name, title in (("table3", "Table 3 — untargeted"), ("table4", "Table 4 — targeted")):
         lines += [f"### {title} (`results/{name}.csv`)", "", _table(results, name), ""]

@@ -48,3 +48,29 @@ def test_markdown_table_groups_thousands_of_ints_and_floats():
 
     text = markdown_table(pd.DataFrame({"n": [30000], "x": [1234.56], "ok": [True]}))
     assert text.splitlines()[-1] == "| 30,000 | 1,234.6 | True |"
+
+
+def test_failure_reasons_read_the_current_shards_of_configured_methods(tmp_path, repo):
+    from sva.pipeline.config import load_config
+    from sva.pipeline.report import failure_reasons
+
+    cfg = load_config(repo / "params.yaml")
+    def rec(method, success, stop="budget"):
+        return {"mode": "untargeted", "dataset": "synthetic", "victim": "c3d", "method": method,
+                "success": success, "queries": 30000, "budget": 30000, "budget_scope": "video", "eps": 0.05,
+                "episodes": [{"frames": list(range(16)), "stop": stop, "linf": 0.1,
+                              "trace": [{"queries": 100, "linf": 0.3}, {"queries": 30000, "linf": 0.1}]}]}
+    base = tmp_path / "attacks" / "untargeted" / "synthetic" / "c3d"
+    for method, records in {"opt": [rec("opt", False), rec("opt", True)], "dense": [rec("dense", True)],
+                            "not_configured": [rec("not_configured", False)]}.items():
+        (base / method).mkdir(parents=True)
+        (base / method / "shard0.json").write_text(json.dumps(records))
+    # a shard file of an earlier layout (more shards than attacks.shards) is not read
+    (base / "opt" / f"shard{cfg.attacks.shards}.json").write_text(json.dumps([rec("opt", False)] * 5))
+    lines = failure_reasons(tmp_path, cfg)
+    assert lines[0] == "## Why videos were not fooled (measured)"
+    items = [x for x in lines if x.startswith("- ")]
+    assert items == ["- opt (untargeted, synthetic/c3d): 1 of 2 videos not fooled; ended by the budget (1); the "
+                     "closest adversarial videos lay at 2.0 × ε (median L∞ over ε); 1 of 1 were still closing in "
+                     "over the last half of their queries (L∞ down by more than 1 %)."]
+    assert failure_reasons(tmp_path / "nothing", cfg) == []

@@ -299,6 +299,9 @@ def test_paper_target_builds_table5_and_the_reproduction_report(project, tmp_pat
     assert all(r["variant_of"] == "sva" and r["method"] == "sva_r_attack" for r in records)
     # the reproduction report: a verdict with numbers for each claim the tables speak to
     report = (copy / "results/reproduction.md").read_text()
+    # the measured reasons: a section exactly when a current record failed
+    current = [r for p in (copy / "results/attacks").glob("*/*/*/*/shard*.json") for r in json.loads(p.read_text())]
+    assert ("## Why videos were not fooled (measured)" in report) == any(not r["success"] for r in current)
     for claim in ("SVA leaves more than half of the frames untouched", "R_attack improves on no RL",
                   "Full SVA improves on no RL", "R_rep and R_div contribute less than R_attack"):
         line = next(x for x in report.splitlines() if claim in x)
