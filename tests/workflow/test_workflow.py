@@ -352,21 +352,25 @@ def test_swapped_checkpoint_is_refused(project, tmp_path):
 
 def test_killed_run_resumes_with_the_documented_commands(project, tmp_path):
     """kill -9 mid-attack, then the README's two commands: the same table, and the
-    videos finished before the kill are not attacked again."""
+    videos finished before the kill are not attacked again. (C3D's attacks only, to
+    keep the test short: LRCN's records stay and must stay untouched too.)"""
     folder, _ = project
     copy = _copy_run(folder, tmp_path / "p")
     expected = (copy / "results/table3.csv").read_bytes()
-    shutil.rmtree(copy / "results/attacks")
+    attacks = copy / "results/attacks/untargeted/tiny/c3d"
+    kept = {p: p.stat().st_mtime_ns for p in (copy / "results/attacks").glob("*/*/lrcn/*/videos/*.json")}
+    assert kept
+    shutil.rmtree(attacks)
     (copy / "results/table3.csv").unlink()
     cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "results/table3.csv"]
     proc = subprocess.Popen(cmd, cwd=copy, env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline and not list((copy / "results/attacks").glob("*/*/*/*/videos/*.json")):
+    while time.time() < deadline and not list(attacks.glob("*/videos/*.json")):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = {p: p.stat().st_mtime_ns for p in (copy / "results/attacks").glob("*/*/*/*/videos/*.json")}
+    finished = {p: p.stat().st_mtime_ns for p in attacks.glob("*/videos/*.json")}
     assert finished and not (copy / "results/table3.csv").exists()
     locked = subprocess.run(cmd, cwd=copy, env=venv_env(), capture_output=True, text=True, timeout=600)
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
@@ -374,6 +378,7 @@ def test_killed_run_resumes_with_the_documented_commands(project, tmp_path):
     snakemake(copy, "results/table3.csv")
     assert (copy / "results/table3.csv").read_bytes() == expected
     assert {p: p.stat().st_mtime_ns for p in finished} == finished
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
 
 
 def test_tracking_outage_never_blocks_the_attacks(project, tmp_path):
