@@ -6,8 +6,8 @@ The records say why, without guessing:
 
 * **What ended it.** A boundary-search attack records why it stopped (``stop``: the
   budget, stagnation, or no adversarial start found); for the others, whether each
-  failed video spent its query budget, at least :data:`SPENT` (99 %) of it: the last
-  request may not fit what is left (``budget_scope: video``; under ``episode`` the
+  failed video spent its query budget, at least :data:`SPENT` (95 %) of it: the last
+  request, or the last episode under its cap, may not fit what is left (``budget_scope: video``; under ``episode`` the
   budget bounds each episode and this is left out).
 * **How far the closest adversarial video was** (a method that searches the decision
   boundary, i.e. its episodes record ``linf``: Opt-attack, Sign-OPT, Heuristic-attack,
@@ -34,7 +34,7 @@ __all__ = ["SHRINKING", "SPENT", "STOPS", "FailureSummary", "closest_linf", "fai
 #: as "still closing in"
 SHRINKING = 0.01
 #: the share of the budget a failed video must have spent to count as "spent it"
-SPENT = 0.99
+SPENT = 0.95
 #: how a recorded stop reason reads
 STOPS = {"budget": "the budget", "stagnation": "stagnation (the smoothing fell below its floor)",
          "init": "no adversarial start found", "eps": "reaching ε"}
