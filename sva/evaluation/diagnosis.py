@@ -7,8 +7,9 @@ The records say why, without guessing:
 * **What ended it.** A boundary-search attack records why it stopped (``stop``: the
   budget, stagnation, or no adversarial start found); for the others, whether each
   failed video spent its query budget, at least :data:`SPENT` (95 %) of it: the last
-  request, or the last episode under its cap, may not fit what is left (``budget_scope: video``; under ``episode`` the
-  budget bounds each episode and this is left out).
+  request, or the last episode under its cap, may not fit what is left
+  (``budget_scope: video``; under ``episode`` the budget bounds each episode and this is
+  left out).
 * **How far the closest adversarial video was** (a method that searches the decision
   boundary, i.e. its episodes record ``linf``: Opt-attack, Sign-OPT, Heuristic-attack,
   SVA_opt). Its L∞ distance over ε: 1.0 would be a success, 3 means the attack found
@@ -26,6 +27,7 @@ Pure functions of record dicts as :mod:`sva.pipeline.attack_job` writes them.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 
 __all__ = ["SHRINKING", "SPENT", "STOPS", "FailureSummary", "closest_linf", "failure_summary", "still_shrinking"]
@@ -124,11 +126,8 @@ def failure_summary(records: list[dict]) -> FailureSummary | None:
     first = records[0]
     video_scope = all(r.get("budget_scope", "video") == "video" for r in failed)
     spent = sum(1 for r in failed if r["queries"] >= SPENT * r["budget"]) if video_scope else None
-    stops: dict[str, int] = {}
-    for r in failed:
-        reasons = [e["stop"] for e in r.get("episodes", []) if e.get("stop")]
-        if len(reasons) == 1:
-            stops[reasons[0]] = stops.get(reasons[0], 0) + 1
+    reasons = [[e["stop"] for e in r.get("episodes", []) if e.get("stop")] for r in failed]
+    stops = Counter(rs[0] for rs in reasons if len(rs) == 1)
     ratios, shrinking = [], 0
     for r in failed:
         d = closest_linf(r)
@@ -143,7 +142,7 @@ def failure_summary(records: list[dict]) -> FailureSummary | None:
     return FailureSummary(
         mode=first["mode"], dataset=first["dataset"], victim=first["victim"], method=first["method"],
         videos=len(records), failed=len(failed), spent_budget=None if stops else spent,
-        stops=dict(sorted(stops.items(), key=lambda kv: -kv[1])),
+        stops=dict(stops.most_common()),
         closest_over_eps=statistics.median(ratios) if ratios else None, with_distance=len(ratios),
         shrinking=shrinking, episodes=float(statistics.median(counts)) if counts and max(counts) > 1 else None,
         frames=statistics.fmean(frames) if frames else None)

@@ -139,6 +139,11 @@ def attack_jobs(results: Path) -> str:
         "attack's own work cost together, with one core per job.)")
 
 
+def _shard_records(paths) -> list[dict]:
+    """The records of shard files (each a JSON list), in order."""
+    return [r for p in paths for r in json.loads(Path(p).read_text())]
+
+
 def window_coverage(results: Path, data: Path = Path("data")) -> str:
     """The window-coverage table of every synthetic dataset's current attack records."""
     from sva.evaluation.analysis import coverage_summary, episode_coverage, load_windows
@@ -147,7 +152,7 @@ def window_coverage(results: Path, data: Path = Path("data")) -> str:
     for windows in sorted((data / "raw").glob("*/windows.csv")):
         dataset = windows.parent.name
         shards = sorted((results / "attacks").glob(f"*/{dataset}/*/*/shard*.json"))
-        records = [r for p in shards for r in json.loads(p.read_text())]
+        records = _shard_records(shards)
         if not records:
             continue
         table = coverage_summary(episode_coverage(records, load_windows(windows)))
@@ -302,7 +307,7 @@ def failure_reasons(results: Path, cfg) -> list[str]:
     lines = []
     for d in sorted(p for p in (results / "attacks").glob("*/*/*/*") if p.is_dir() and p.name in wanted):
         paths = [d / f"shard{i}.json" for i in range(cfg.attacks.shards)]
-        records = [r for p in paths if p.is_file() for r in json.loads(p.read_text())]
+        records = _shard_records(p for p in paths if p.is_file())
         if records and (summary := failure_summary(records)) is not None:
             lines.append(f"- {summary.sentence()}")
     if not lines:
