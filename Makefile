@@ -22,10 +22,11 @@ demo: setup
 	$(BIN)/dvc commit --force --quiet data victims attack_sets untargeted
 
 # Everything `demo` builds, plus SVAL and the comparison tables (Tables 2 and 5, Figs. 3
-# and 7-10) and the reproduction report results/reproduction.md (the `paper` target;
-# docs/design.md).
+# and 7-10) and the reproduction report results/paper/reproduction.md (the `paper`
+# target; docs/design.md), then `dvc commit` of what it built, as `demo` does.
 paper: setup
 	$(BIN)/snakemake --cores $(CORES) paper
+	$(BIN)/dvc commit --force --quiet data victims attack_sets untargeted paper
 
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q

@@ -44,7 +44,7 @@ rule paper:
     input:
         rules.all.input,
         paper_tables(),
-        [] if STUDY else "results/reproduction.md",
+        [] if STUDY else f"results/{layout.PAPER}/reproduction.md",
 
 
 rule data:

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="config file giving tracking.experiment_prefix and the attack settings; repeat to "
                             "merge overrides (default: params.yaml)")
     track.add_argument("files", nargs="*",
-                       help="per-video records (default: results/attacks/*/*/*/*/videos/*.json)")
+                       help="per-video records (default: every record under results/attacks/ and "
+                            "results/paper/attacks/)")
     args = ap.parse_args(argv)
     try:
         return _run(args)
@@ -61,16 +62,15 @@ def _run(args) -> int:
         print(json_schema(), end="")
         return 0
     if args.command == "track":
-        import glob
         import logging
 
-        from sva.pipeline import tracking
+        from sva.pipeline import layout, tracking
         from sva.utils.logs import FORMAT
         from sva.pipeline.provenance import attack_settings
 
         logging.basicConfig(level=logging.INFO, format=FORMAT)
         cfg = load_config(*(args.config or ["params.yaml"]))
-        files = args.files or sorted(glob.glob("results/attacks/*/*/*/*/videos/*.json"))
+        files = args.files or [str(p) for p in layout.record_files("results")]
         counts = tracking.sync_records(cfg.tracking.experiment_prefix, files,
                                        params=lambda r: {"attacks": attack_settings(cfg, r["method"], r["mode"])})
         print(f"{counts['logged']} records logged, {counts['present']} already in MLflow, "

@@ -41,11 +41,17 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory):
-    """The real DAG run once on the tiny config in a temporary folder, shared by the
-    workflow and DVC tests (each test that changes it works on a copy)."""
+    """The real DAG run once on the tiny config in a temporary folder, `snakemake` then
+    `snakemake paper` (the whole experiment DAG), shared by the workflow and DVC tests
+    (each test that changes it works on a copy)."""
     from workflow_utils import snakemake, write_tiny_params
 
     folder = tmp_path_factory.mktemp("project")
     write_tiny_params(folder)
     proc = snakemake(folder)
+    # then the `paper` target on top (its tables, their arms and the reproduction
+    # report under results/paper/); what it planned is kept for the workflow test
+    planned = snakemake(folder, "-n", "paper").stdout
+    (folder / ".paper_dry_run.txt").write_text(planned)
+    snakemake(folder, "paper")
     return folder, proc

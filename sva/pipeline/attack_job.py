@@ -27,6 +27,7 @@ from sva.blackbox.oracle import Oracle
 from sva.blackbox.rounds import RoundClient, VideoRounds, lanes_for, run_side_by_side
 from sva.evaluation.evaluator import confirm, mean_reading
 from sva.evaluation.trajectory import Trajectory
+from sva.pipeline import layout
 from sva.pipeline.config import AttacksCfg, Config, limit_videos
 from sva.pipeline.provenance import code_fingerprint, record_key
 from sva.utils import atomic
@@ -104,10 +105,12 @@ def attack_video(
     return record, outcome
 
 
-def dependency_hints(method: str, out_dir: Path, video_id: str) -> dict:
-    """``task.hints`` of ``method`` for one video, from the records of the methods it
-    depends on, which live beside its own (``out_dir/../<method>/videos/<video>.json``);
-    a missing record is a :class:`~sva.utils.errors.UserError` naming the file."""
+def dependency_hints(cfg: Config, method: str, mode: str, dataset: str, victim: str, results: Path,
+                     video_id: str) -> dict:
+    """``task.hints`` of ``method`` (a registered method) for one video, from the records
+    of the methods it depends on, found where :mod:`sva.pipeline.layout` keeps them under
+    the results folder ``results``; a missing record is a
+    :class:`~sva.utils.errors.UserError` naming the file."""
     from sva.attacks.base import get_attack
     from sva.utils.errors import UserError
 
@@ -116,7 +119,7 @@ def dependency_hints(method: str, out_dir: Path, video_id: str) -> dict:
         return {}
     records = {}
     for dep in cls.depends_on:
-        path = Path(out_dir).parent / dep / "videos" / f"{video_id}.json"
+        path = layout.method_dir(cfg, results, mode, dataset, victim, dep) / "videos" / f"{video_id}.json"
         if not path.is_file():
             raise UserError(f"{path}: {method} needs {dep}'s record of video {video_id}; run {dep}'s attacks first")
         records[dep] = json.loads(path.read_text())
@@ -139,10 +142,10 @@ def assign_shard(video_ids: list, shards: int, shard: int) -> list:
     return [v for i, v in enumerate(sorted(video_ids)) if i % shards == shard]
 
 
-def tables_hints(cfg: Config, attack: Attack, mode: str, dataset: str, victim: str, out_dir: Path) -> dict:
+def tables_hints(cfg: Config, attack: Attack, mode: str, dataset: str, victim: str, results: Path) -> dict:
     """What ``attack`` takes from the comparison tables it reads (:meth:`Attack.reads_tables`,
-    e.g. SVAL's sparsity from Table 2): the tables are read from the results folder of
-    ``out_dir`` (``<results>/attacks/<mode>/<dataset>/<victim>/<method>``)."""
+    e.g. SVAL's sparsity from Table 2), read from the results folder ``results``
+    (:func:`sva.pipeline.layout.table_path`)."""
     import pandas as pd
 
     from sva.utils.errors import UserError
@@ -150,10 +153,9 @@ def tables_hints(cfg: Config, attack: Attack, mode: str, dataset: str, victim: s
     names = type(attack).reads_tables(attack.settings, mode)
     if not names:
         return {}
-    results = Path(out_dir).parents[4]
     tables = {}
     for name in names:
-        path = results / f"{name}.csv"
+        path = layout.table_path(cfg, results, name)
         if not path.exists():
             raise UserError(f"{path}: missing; {type(attack).name} chooses its settings from tables.{name}, "
                             "which must be built first")
@@ -213,11 +215,14 @@ def run_shard(
     cfg: Config, dataset: str, victim: str, method: str, mode: str, shard: int,
     attack_set: pd.DataFrame, store, features: np.ndarray, model: nn.Module, device: torch.device,
     out_dir: Path, victim_sha256: str, on_record: Callable[[dict, Path, Path], None] | None = None,
-    progress: bool = True,
+    progress: bool = True, results: Path | None = None,
 ) -> list[dict]:
     """Attack this shard's videos; one record per video under ``out_dir/videos/``.
 
     ``out_dir`` is shared by every shard of a (mode, dataset, victim, method). The
+    records of the methods this one depends on and the comparison tables it reads are
+    found under the results folder ``results`` (:mod:`sva.pipeline.layout`; default:
+    the one of a main-run ``out_dir``, ``<results>/attacks/<mode>/<dataset>/<victim>/<method>``). The
     shard's videos are attacked ``attacks.videos_in_flight`` at a time
     (:func:`video_groups`): the attacks of a group run side by side and their queries
     share the victim's batches (:mod:`sva.blackbox.rounds`). A video whose record exists
@@ -233,6 +238,7 @@ def run_shard(
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
+    results = Path(results) if results is not None else out_dir.parents[4]
     rows = attack_set.set_index("video_id")
     # a method only comparison tables show may attack the first N videos only (tables.<name>.videos)
     ids = limit_videos(rows.index, cfg.videos_limit(method))
@@ -252,7 +258,7 @@ def run_shard(
         train_feats = np.stack([np.asarray(features[int(rows.loc[v, "idx"])], dtype=np.float32) for v in train_ids])
         train_sha = array_sha256(train_feats)
     mine = assign_shard(ids, cfg.attacks.shards, shard)
-    table_hints = tables_hints(cfg, attack, mode, dataset, victim, out_dir)
+    table_hints = tables_hints(cfg, attack, mode, dataset, victim, results)
     in_flight = cfg.attacks.videos_in_flight
     train_idx = store.split_indices("train")
     done: dict[str, dict] = {}
@@ -263,7 +269,8 @@ def run_shard(
         for video_id in group:
             row = rows.loc[video_id]
             feats, pick, data_sha = video_data(cfg, dataset, mode, row, store, features, train_idx)
-            hints = {**dependency_hints(cfg.attacks.base_method(method), out_dir, video_id), **table_hints}
+            hints = {**dependency_hints(cfg, cfg.attacks.base_method(method), mode, dataset, victim, results,
+                                         video_id), **table_hints}
             if hints:  # what the method reads from other methods' records is part of its input
                 data_sha = stable_hash({"data": data_sha, "hints": hints})
             if train_sha is not None:  # and so are the videos it learnt from

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sva.pipeline import tracking
+from sva.pipeline import layout, tracking
 from sva.utils import atomic
 
 
@@ -42,10 +42,15 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _table(results: Path, name: str) -> str:
-    path = results / f"{name}.csv"
+def _shown(name: str, cfg=None) -> str:
+    """Where table ``name`` lives, as a reader of the documents sees it (``results/…``)."""
+    return layout.table_path(cfg, "results", name).as_posix()
+
+
+def _table(results: Path, name: str, cfg=None) -> str:
+    path = layout.table_path(cfg, results, name)
     if not path.is_file():
-        return f"_`results/{name}.csv` was not built in this run._"
+        return f"_`{_shown(name, cfg)}` was not built in this run._"
     return markdown_table(pd.read_csv(path))
 
 
@@ -112,7 +117,7 @@ def attack_jobs(results: Path) -> str:
     answered, the shards' job seconds (Snakemake's benchmark files) and their ratio, the
     job time per query, and peak memory (markdown)."""
     rows = []
-    for path in sorted((results / "attacks").glob("*/*/*/*/videos/*.json")):
+    for path in layout.record_files(results):
         r = json.loads(path.read_text())
         rows.append({"mode": r["mode"], "dataset": r["dataset"], "victim": r["victim"], "method": r["method"],
                      "wall": r["wall_seconds"], "queries": r["queries"], "rss": r.get("peak_rss_mib")})
@@ -151,13 +156,14 @@ def window_coverage(results: Path, data: Path = Path("data")) -> str:
     parts = []
     for windows in sorted((data / "raw").glob("*/windows.csv")):
         dataset = windows.parent.name
-        shards = sorted((results / "attacks").glob(f"*/{dataset}/*/*/shard*.json"))
+        shards = layout.shard_files(results, dataset)
         records = _shard_records(shards)
         if not records:
             continue
         table = coverage_summary(episode_coverage(records, load_windows(windows)))
         parts.append(f"`{dataset}` (`.venv/bin/sva window-coverage --windows {windows} "
-                     f"results/attacks/*/{dataset}/*/*/shard*.json`):\n\n" + markdown_table(table.round(2)))
+                     f"results/attacks/*/{dataset}/*/*/shard*.json "
+                     f"results/{layout.PAPER}/attacks/*/{dataset}/*/*/shard*.json`):\n\n" + markdown_table(table.round(2)))
     return "\n\n".join(parts) or "_No synthetic dataset with attack records in this run._"
 
 
@@ -208,25 +214,26 @@ def write_results_doc(out: str | Path, template: str | Path, tables: list[str | 
 
 
 # ---------------------------------------------------------------- reproduction report
-#: the paper's experiments, what builds each here, and the file that holds it
+#: the paper's experiments, what builds each here, and the file that holds it: a table's
+#: name and the file's path in that table's folder (sva/pipeline/layout.py, table_folder)
 PAPER_EXPERIMENTS = (
-    ("Table 1", "victim accuracy", "results/table1.csv"),
-    ("Table 2", "SVAL under sparsities S = 10 … 70 %", "results/table2.csv"),
-    ("Table 3", "untargeted attacks", "results/table3.csv"),
-    ("Table 4", "targeted attacks", "results/table4.csv"),
-    ("Table 5", "reward ablation", "results/table5.csv"),
-    ("Fig. 3", "γ2, γ1 and ε sweeps", "results/fig3_eps.csv"),
-    ("Figs. 4 / 5", "example adversarial videos", "results/figures/table3_examples.png"),
-    ("Fig. 6", "MAP, S and FR against the query budget", "results/figures/table3_curves.png"),
-    ("Fig. 7", "SVA against random frames", "results/fig7.csv"),
-    ("Fig. 8", "SVA_opt against H_opt", "results/fig8.csv"),
-    ("Fig. 9", "SVA's gradient estimator", "results/fig9.csv"),
-    ("Figs. 10 / 11", "reward per epoch", "results/figures/fig10_rewards.png"),
+    ("Table 1", "victim accuracy", "table1", "table1.csv"),
+    ("Table 2", "SVAL under sparsities S = 10 … 70 %", "table2", "table2.csv"),
+    ("Table 3", "untargeted attacks", "table3", "table3.csv"),
+    ("Table 4", "targeted attacks", "table4", "table4.csv"),
+    ("Table 5", "reward ablation", "table5", "table5.csv"),
+    ("Fig. 3", "γ2, γ1 and ε sweeps", "fig3_eps", "fig3_eps.csv"),
+    ("Figs. 4 / 5", "example adversarial videos", "table3", "figures/table3_examples.png"),
+    ("Fig. 6", "MAP, S and FR against the query budget", "table3", "figures/table3_curves.png"),
+    ("Fig. 7", "SVA against random frames", "fig7", "fig7.csv"),
+    ("Fig. 8", "SVA_opt against H_opt", "fig8", "fig8.csv"),
+    ("Fig. 9", "SVA's gradient estimator", "fig9", "fig9.csv"),
+    ("Figs. 10 / 11", "reward per epoch", "fig10", "figures/fig10_rewards.png"),
 )
 
 
-def _read(results: Path, name: str) -> pd.DataFrame | None:
-    path = results / f"{name}.csv"
+def _read(results: Path, name: str, cfg) -> pd.DataFrame | None:
+    path = layout.table_path(cfg, results, name)
     return pd.read_csv(path) if path.is_file() else None
 
 
@@ -236,7 +243,7 @@ def _verdicts(results: Path, cfg) -> list:
 
     out = []
     for name, mode in (("table3", "untargeted"), ("table4", "targeted")):
-        t = _read(results, name)
+        t = _read(results, name, cfg)
         if t is None:
             continue
         source = f"§4.4, Table {name[-1]}"
@@ -246,25 +253,25 @@ def _verdicts(results: Path, cfg) -> list:
             out += claims.sparse_perturbation(t, source=source)
     a = cfg.attacks
     for name in ("table2", "table2_targeted"):
-        if (t := _read(results, name)) is not None and name in cfg.tables:
+        if (t := _read(results, name, cfg)) is not None and name in cfg.tables:
             out += claims.sparsity_costs_fooling_rate(t, list(cfg.tables[name].rows.values()))
-    if (t := _read(results, "table5")) is not None and "table5" in cfg.tables:
+    if (t := _read(results, "table5", cfg)) is not None and "table5" in cfg.tables:
         out += claims.reward_ablation(t, list(cfg.tables["table5"].rows.values()))
     # pairwise figures: (table, the paper's method, the one it beats, the check)
     for name, mine, theirs, check in (("fig7", "sva", "random", claims.beats_random_selection),
                                       ("fig8", "sva_opt", "heuristic", claims.sva_frames_help_the_heuristic)):
-        if (t := _read(results, name)) is None or name not in cfg.tables:
+        if (t := _read(results, name, cfg)) is None or name not in cfg.tables:
             continue
         methods = list(cfg.tables[name].rows.values())
         first = next((m for m in methods if a.base_method(m) == mine), None)
         second = next((m for m in methods if a.base_method(m) == theirs), None)
         if first and second:
             out += check(t, first, second)
-    if (t := _read(results, "fig9")) is not None and "fig9" in cfg.tables:
+    if (t := _read(results, "fig9", cfg)) is not None and "fig9" in cfg.tables:
         out += claims.estimator_insensitive(t, list(cfg.tables["fig9"].rows.values()))
     for name, what in (("fig3_gamma2", "γ2 = 3"), ("fig3_gamma1", "γ1 = 2")):
         # the sweep's row that runs the main method is the paper's choice
-        t = _read(results, name)
+        t = _read(results, name, cfg)
         if t is not None and name in cfg.tables and "sva" in cfg.tables[name].rows.values():
             out += claims.chosen_setting(t, "sva", f"The paper's {what} does at least as well as the other values")
     return out
@@ -284,13 +291,13 @@ def sval_choice(results: Path, cfg) -> list[str]:
     for mode in ("untargeted", "targeted"):
         grids = [g for g in cfg.table_reads("sval", mode) if g in cfg.tables]
         for grid in grids:
-            if (t := _read(results, grid)) is None:
+            if (t := _read(results, grid, cfg)) is None:
                 continue
             rows = {m: cfg.attacks.method_cfg(m) for m in cfg.tables[grid].rows.values()}
             for dataset, victim in sorted(set(zip(t["dataset"], t["victim"]))):
                 # the same choice SVAL's jobs make (sva/pipeline/attack_job.py, tables_hints)
                 hint = SVAL.hints_from_tables(cfg.attacks.sval, mode, {grid: t}, rows, dataset, victim)
-                lines.append(f"- {mode}, {dataset}/{victim} (`results/{grid}.csv`): the rule picks "
+                lines.append(f"- {mode}, {dataset}/{victim} (`{_shown(grid, cfg)}`): the rule picks "
                              f"**S = {hint['sparsity']:g}** ({hint['sparsity_choice']['rule']}); the paper picked "
                              f"S = {PAPER_SVAL_SPARSITY[mode]:g} on C3D/UCF-101.")
     return (["## SVAL's sparsity (Table 2's rule)", "", *lines, ""]) if lines else []
@@ -305,7 +312,7 @@ def failure_reasons(results: Path, cfg) -> list[str]:
 
     wanted = set(cfg.attacks.methods) | {m for t in cfg.tables.values() for m in t.rows.values()}
     lines = []
-    for d in sorted(p for p in (results / "attacks").glob("*/*/*/*") if p.is_dir() and p.name in wanted):
+    for d in (p for p in layout.method_dirs(results) if p.name in wanted):
         paths = [d / f"shard{i}.json" for i in range(cfg.attacks.shards)]
         records = _shard_records(p for p in paths if p.is_file())
         if records and (summary := failure_summary(records)) is not None:
@@ -322,8 +329,8 @@ def failure_reasons(results: Path, cfg) -> list[str]:
 
 
 def reproduction_report(results: str | Path = "results", root: str | Path = ".", config: dict | None = None,
-                        out: str | Path = "results/reproduction.md") -> str:
-    """``results/reproduction.md``: every claim of the paper our tables can check, with
+                        out: str | Path = "results/paper/reproduction.md") -> str:
+    """``results/paper/reproduction.md``: every claim of the paper our tables can check, with
     its verdict and numbers, then our tables beside the paper's, the comparison tables,
     the diagnostics (success against queries, window coverage) and which experiments
     this run did not build. Everything is read from ``results``."""
@@ -354,20 +361,21 @@ def reproduction_report(results: str | Path = "results", root: str | Path = ".",
     lines += failure_reasons(results, cfg)
     lines += ["## Where the claims come from: our tables beside the paper's", ""]
     for name, title in (("table3", "Table 3 — untargeted"), ("table4", "Table 4 — targeted")):
-        lines += [f"### {title} (`results/{name}.csv`)", "", _table(results, name), ""]
+        lines += [f"### {title} (`{_shown(name, cfg)}`)", "", _table(results, name, cfg), ""]
     for name, spec in cfg.tables.items():
-        lines += [f"### {name}: {spec.title or name} (`results/{name}.csv`, `results/figures/{name}.png`)", "",
-                  _table(results, name), ""]
+        figure = (layout.table_folder(cfg, "results", name) / "figures" / f"{name}.png").as_posix()
+        lines += [f"### {name}: {spec.title or name} (`{_shown(name, cfg)}`, `{figure}`)", "",
+                  _table(results, name, cfg), ""]
     lines += sval_choice(results, cfg)
     lines += ["## Diagnostics", "", "### Success against queries (Table 3's trajectories)", "",
               curves_summary(results, "table3"), "", "### Which frames the attacks touched", "",
               window_coverage(results, root / "data"), "",
               "## The paper's experiments in this run", ""]
     rows = []
-    for exp, what, path in PAPER_EXPERIMENTS:
-        built = path is not None and (root / path).is_file()
-        rows.append({"experiment": exp, "what": what,
-                     "here": f"`{path}`" if built else ("not built in this run" if path else "not implemented yet")})
+    for exp, what, name, file in PAPER_EXPERIMENTS:
+        shown = (layout.table_folder(cfg, "results", name) / file).as_posix()
+        built = (layout.table_folder(cfg, results, name) / file).is_file()
+        rows.append({"experiment": exp, "what": what, "here": f"`{shown}`" if built else "not built in this run"})
     lines += [markdown_table(pd.DataFrame(rows)), ""]
     return "\n".join(lines)
 

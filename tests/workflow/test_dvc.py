@@ -33,6 +33,9 @@ def test_dvc_repro_twice_status_and_metrics(tmp_path, tiny_project):
     assert (tmp_path / "results/attack_sets/tiny.csv").is_file()
     assert (tmp_path / "results/table3.csv").is_file() and (tmp_path / "results/table4.csv").is_file()
     assert (tmp_path / "results/figures/table4.png").is_file()
+    # the `paper` stage: Snakemake had built it in the tiny run, DVC records it
+    assert "Running stage 'paper'" in first.stdout
+    assert (tmp_path / "results/paper/reproduction.md").is_file()
     assert (tmp_path / "dvc.lock").is_file()
     second = run(["dvc", "repro"], tmp_path)
     assert "Running stage" not in second.stdout
@@ -43,16 +46,21 @@ def test_dvc_repro_twice_status_and_metrics(tmp_path, tiny_project):
     flat = json.dumps(metrics)
     assert "tiny.c3d.sva.FR" in flat and "tiny.c3d.test_accuracy" in flat
 
+    # an edit to the report code changes the `paper` stage only
+    report = tmp_path / "sva/pipeline/report.py"
+    report.write_text(report.read_text() + "\n# an edit\n")
+    assert set(json.loads(run(["dvc", "status", "--json"], tmp_path).stdout)) == {"paper"}
+
     # an edit to the attack code: the attack stages change, the data and victims do not
     fgsm = tmp_path / "sva/attacks/fgsm.py"
     fgsm.write_text(fgsm.read_text() + "\n# an edit\n")
     status = run(["dvc", "status", "--json"], tmp_path)
     changed = set(json.loads(status.stdout))
-    assert {"untargeted", "targeted"} <= changed, changed
+    assert {"untargeted", "targeted", "paper"} <= changed, changed
     assert not changed & {"data", "victims", "attack_sets"}, changed
 
     # a seed change reaches every stage
     params = tmp_path / "params.yaml"
     params.write_text(params.read_text().replace("seed: 0", "seed: 1"))
     changed = set(json.loads(run(["dvc", "status", "--json"], tmp_path).stdout))
-    assert {"data", "victims", "attack_sets", "untargeted", "targeted"} <= changed, changed
+    assert {"data", "victims", "attack_sets", "untargeted", "targeted", "paper"} <= changed, changed

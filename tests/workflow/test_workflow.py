@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, venv_env
-from workflow_utils import copy_project, planned_jobs, run, snakemake, write_tiny_params
+from sva.pipeline import layout
+from workflow_utils import TINY, copy_project, planned_jobs, run, snakemake, write_tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -43,17 +44,17 @@ def test_snippets_and_features_shapes(project):
     folder, _ = project
     frames = np.load(folder / "data/snippets/tiny/frames.npy", mmap_mode="r")
     index = pd.read_csv(folder / "data/snippets/tiny/index.csv")
-    assert frames.dtype == np.uint8 and frames.shape == (27, 16, 32, 32, 3)
-    assert len(index) == 27 and set(index["split"]) == {"train", "test"}
+    assert frames.dtype == np.uint8 and frames.shape == (36, 16, 32, 32, 3)
+    assert len(index) == 36 and set(index["split"]) == {"train", "test"}
     feats = np.load(folder / "data/features/tiny/features.npy")
-    assert feats.shape == (27, 16, 512) and feats.dtype == np.float32
+    assert feats.shape == (36, 16, 512) and feats.dtype == np.float32
 
 
 def test_table1_lists_each_victim(project):
     folder, _ = project
     table = pd.read_csv(folder / "results/table1.csv")
     assert sorted(table["model"]) == ["c3d", "lrcn"]
-    assert (table["n_test"] == 9).all()
+    assert (table["n_test"] == 18).all()
     assert table["test_accuracy"].between(0, 100).all()
     for model in ["c3d", "lrcn"]:
         summary = json.loads((folder / f"results/victims/tiny/{model}.json").read_text())
@@ -91,7 +92,8 @@ def test_mlflow_holds_the_training_runs(project):
         assert [a.path for a in client.list_artifacts(run_id, "checkpoint")]
     assert "params.train.lr" in runs.columns and "params.arch.width_mult" in runs.columns
     tables = mlflow.search_runs(experiment_names=["sva-tables"])
-    assert sorted(tables["tags.table"]) == ["table1", "table3"]
+    # Tables 1 and 3 and, from `snakemake paper`, each comparison table
+    assert sorted(tables["tags.table"]) == sorted(["table1", "table3", *TINY["tables"]])
     experiments = {e.name: e for e in client.search_experiments()}
     assert experiments["sva-attacks"].tags.get("mlflow.experimentKind")
 
@@ -128,8 +130,9 @@ def test_dry_runs_of_the_default_and_paper_configs(clean_copy):
     # at paper scale Tables 3 and 4 show SVAL, whose S comes from Table 2's grid: `all`
     # builds both grids first (a DAG edge from results/table2*.csv to SVAL's shards)
     planned = planned_jobs(proc2.stdout)
-    grids = {wc.get("ablation") for r, wc in planned if r == "ablation_table"}
-    assert grids == {"table2", "table2_targeted"}
+    # (grids a Table 3 method reads are the main run's: results/table2.csv, sva/pipeline/layout.py)
+    grids = {wc.get("ablation") for r, wc in planned if r == "main_ablation_table"}
+    assert grids == {"table2", "table2_targeted"} and not any(r == "ablation_table" for r, _ in planned)
     grid_rows = {wc["method"] for r, wc in planned if r == "attack_shard" and wc["method"].startswith("sval_s")}
     assert grid_rows == {f"sval_s{s}" for s in range(10, 80, 10)}
     assert {(wc["mode"], wc["dataset"], wc["victim"]) for r, wc in planned
@@ -201,7 +204,12 @@ def test_attack_records_and_tables(project):
         assert all(1 <= q <= r["queries"] for q, _, _ in r["trajectory"])
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["sva-attacks"])
-    assert len(runs) == 4 * len(aset)  # 2 victims × 2 methods × videos
+    main = runs[runs["tags.method"].isin(["sva", "dense"])]
+    assert len(main) == 4 * len(aset)  # 2 victims × 2 methods × videos
+    # and one run per video each of the paper target's arms attacked (SVAL: the half it
+    # did not train on)
+    paper = sorted((folder / "results/paper/attacks").glob("*/*/*/*/videos/*.json"))
+    assert len(runs) == len(main) + len(paper) and len(paper) > 0
     assert {"tiny"} == set(runs["tags.dataset"]) and "metrics.queries" in runs.columns
 
 
@@ -272,49 +280,87 @@ def _copy_run(folder, dest):
     return dest
 
 
-def test_paper_target_builds_table5_and_the_reproduction_report(project, tmp_path):
-    """`snakemake paper` adds Table 5 (tables.table5) and results/reproduction.md: it
-    attacks only the variant's jobs (dense and SVA rows reuse Table 3's records),
-    orders and labels the rows as configured, and a change to the variant reruns its
-    jobs, Table 5 and the report only. (The tiny attack set holds one video, too few for
-    SVAL's split: SVAL's DAG is checked by the dry runs, its jobs by
-    tests/pipeline/test_attack_job.py.)"""
+#: the arms the tiny config's comparison tables add to Table 3's methods (all on C3D)
+PAPER_ARMS = ["heuristic", "random", "sva_eps_003", "sva_opt", "sva_r_attack", "sva_zo_signsgd", "sval",
+              "sval_s20", "sval_s50"]
+
+
+def test_paper_target_builds_every_experiment_and_the_reproduction_report(project, tmp_path):
+    """`snakemake paper` on the tiny config runs the whole experiment DAG: one arm of
+    every kind the paper's section 4 has (Table 2's SVAL grid, SVAL in Table 3 with the
+    S the grid's rule picks, Table 5, Figs. 3 and 7-10) and results/reproduction.md. It
+    attacks only the arms' jobs (Table 3's methods keep their records), orders and
+    labels the rows as configured, and a change to one arm reruns its jobs, its table
+    and the report only."""
     folder, _ = project
-    copy = _copy_run(folder, tmp_path / "p")
-    planned = planned_jobs(snakemake(copy, "-n", "paper").stdout)
-    assert sorted({(r, wc.get("method"), wc.get("victim")) for r, wc in planned if r == "attack_shard"}) == \
-        [("attack_shard", "sva_r_attack", "c3d")]
-    assert {r for r, _ in planned} == {"attack_shard", "ablation_table", "reproduction", "paper"}
-    snakemake(copy, "paper")
-    t5 = pd.read_csv(copy / "results/table5.csv")
+    # planned after `snakemake` had built the main run (tests/conftest.py, tiny_project)
+    planned = planned_jobs((folder / ".paper_dry_run.txt").read_text())
+    assert sorted({wc["method"] for r, wc in planned if r == "paper_shard"}) == PAPER_ARMS
+    assert {wc["victim"] for r, wc in planned if r == "paper_shard"} == {"c3d"}
+    assert {r for r, _ in planned} == {"paper_shard", "ablation_table", "reproduction", "paper"}
+    # everything it wrote is under results/paper/: the main run's folders are untouched
+    paper = folder / "results/paper"
+    assert {p.name for p in (folder / "results/attacks/untargeted/tiny/c3d").iterdir()} == {"sva", "dense"}
+    assert sorted(p.name for p in (paper / "attacks/untargeted/tiny/c3d").iterdir()) == PAPER_ARMS
+    tables = {name: pd.read_csv(paper / f"{name}.csv") for name in
+              ("table2", "table3_sval", "table5", "fig3_eps", "fig7", "fig8", "fig9", "fig10")}
+    for name in tables:
+        assert (paper / f"figures/{name}.png").is_file(), name
+    t5 = tables["table5"]
     assert list(t5["row"]) == ["No RL", "SVA (R_attack)", "SVA"]
     assert list(t5["method"]) == ["dense", "sva_r_attack", "sva"] and set(t5["victim"]) == {"c3d"}
-    t3 = pd.read_csv(copy / "results/table3.csv").set_index(["victim", "method"])
+    t3 = pd.read_csv(folder / "results/table3.csv").set_index(["victim", "method"])
     for method in ("dense", "sva"):
         row = t5[t5["method"] == method].iloc[0]
         assert row["FR (%)"] == t3.loc[("c3d", method), "FR (%)"] and row["videos"] == t3.loc[("c3d", method), "videos"]
-    assert (copy / "results/figures/table5.png").is_file()
-    assert (copy / "results/figures/table5_rewards.png").is_file()  # the SVA arms' reward per epoch
-    records = json.loads((copy / "results/attacks/untargeted/tiny/c3d/sva_r_attack/shard0.json").read_text())
+    assert (paper / "figures/table5_rewards.png").is_file()  # the SVA arms' reward per epoch
+    assert (paper / "figures/fig10_rewards.png").is_file()  # Figs. 10 / 11
+    assert list(tables["table2"]["row"]) == ["S = 20 %", "S = 50 %"]
+    assert list(tables["fig7"]["method"]) == ["sva", "random"]
+    assert list(tables["fig8"]["method"]) == ["heuristic", "sva_opt"]
+    records = json.loads((paper / "attacks/untargeted/tiny/c3d/sva_r_attack/shard0.json").read_text())
     assert all(r["variant_of"] == "sva" and r["method"] == "sva_r_attack" for r in records)
+    # SVAL trains on one of the two attack-set videos and attacks the other, with the S
+    # Table 2's rule picked; its offline training asked the victim nothing
+    aset = pd.read_csv(folder / "results/attack_sets/tiny.csv")
+    assert len(aset) == 2
+    sval = [r for p in sorted((paper / "attacks/untargeted/tiny/c3d/sval").glob("shard*.json"))
+            for r in json.loads(p.read_text())]
+    assert len(sval) == 1 and sval[0]["video_id"] in set(aset["video_id"])
+    assert tables["table3_sval"].set_index("method").loc["sval", "videos"] == 1
     # the reproduction report: a verdict with numbers for each claim the tables speak to
-    report = (copy / "results/reproduction.md").read_text()
+    report = (paper / "reproduction.md").read_text()
+    chosen = next(x for x in report.splitlines() if "the rule picks" in x)
+    assert "**S = 0.2**" in chosen or "**S = 0.5**" in chosen
     # the measured reasons: a section exactly when a current record failed
-    current = [r for p in (copy / "results/attacks").glob("*/*/*/*/shard*.json") for r in json.loads(p.read_text())]
+    current = [r for p in (folder / "results").glob("**/attacks/*/*/*/*/shard*.json") for r in json.loads(p.read_text())]
     assert ("## Why videos were not fooled (measured)" in report) == any(not r["success"] for r in current)
     for claim in ("SVA leaves more than half of the frames untouched", "R_attack improves on no RL",
                   "Full SVA improves on no RL", "R_rep and R_div contribute less than R_attack"):
         line = next(x for x in report.splitlines() if claim in x)
         assert any(f"**{s}**" in line for s in ("supported", "not significant", "not supported", "not measurable"))
         assert "FR " in line or "no successful video" in line
-    assert "| Table 5 | reward ablation | `results/table5.csv` |" in report
-    assert "| Table 2 | SVAL under sparsities S = 10 … 70 % | not built in this run |" in report
-    assert "not implemented yet" not in report
+    # every experiment of the paper's section 4 is built, except Table 4 (targeted: the
+    # tiny run, like the embedded one, is untargeted)
+    built = report[report.index("## The paper's experiments in this run"):]
+    assert "| Table 4 | targeted attacks | not built in this run |" in built
+    assert built.count("not built in this run") == 1 and "not implemented yet" not in built
+    for line in ("| Table 2 | SVAL under sparsities S = 10 … 70 % | `results/paper/table2.csv` |",
+                 "| Table 5 | reward ablation | `results/paper/table5.csv` |",
+                 "| Figs. 10 / 11 | reward per epoch | `results/paper/figures/fig10_rewards.png` |",
+                 "| Figs. 4 / 5 | example adversarial videos | `results/figures/table3_examples.png` |"):
+        assert line in built, line
+    # a second run has nothing to do; a change to one arm reruns its jobs, its table
+    # and the report only
+    copy = _copy_run(folder, tmp_path / "p")
+    dry = snakemake(copy, "-n", "paper")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
     (copy / "override.yaml").write_text("attacks:\n  variants:\n    sva_r_attack:\n      settings:\n"
                                         "        gamma2: 2.0\n")
     again = planned_jobs(snakemake(copy, "-n", "--configfile", "override.yaml", "--", "paper").stdout)
-    assert {(r, wc.get("method")) for r, wc in again} == \
-        {("attack_shard", "sva_r_attack"), ("ablation_table", None), ("reproduction", None), ("paper", None)}
+    assert {(r, wc.get("method"), wc.get("ablation")) for r, wc in again} == \
+        {("paper_shard", "sva_r_attack", None), ("ablation_table", None, "table5"), ("reproduction", None, None),
+         ("paper", None, None)}
 
 
 def test_changing_the_shard_count_changes_no_table(project, tmp_path):
@@ -405,7 +451,7 @@ def test_tracking_outage_never_blocks_the_attacks(project, tmp_path):
     assert "127.0.0.1:9" in shard_log and "Traceback" not in shard_log
     # nothing reached a store during the outage; `sva track` logs every record, once
     assert not (copy / "mlflow.db").exists()
-    records = sorted((copy / "results/attacks").glob("*/*/*/*/videos/*.json"))
+    records = layout.record_files(copy / "results")  # the main run's and the paper target's
     track = run(["sva", "track"], copy)
     assert track.stdout.startswith(f"{len(records)} records logged, 0 already in MLflow, 0 failed"), track.stdout
     mlflow.set_tracking_uri(f"sqlite:///{copy / 'mlflow.db'}")

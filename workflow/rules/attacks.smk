@@ -7,7 +7,7 @@ rule attack_shard:
         ckpt="results/victims/{dataset}/{victim}.pt",
         depends_on=dependency_shards,
     output:
-        f"{OUT}/attacks/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.json",
+        f"{OUT}/attacks/{{mode}}/{{dataset}}/{{victim}}/{{method,{MAIN_METHOD_RE}}}/shard{{shard}}.json",
     log:
         f"{LOGS}/attack/{{mode}}/{{dataset}}/{{victim}}/{{method}}/shard{{shard}}.log",
     benchmark:
@@ -21,8 +21,17 @@ rule attack_shard:
     params:
         key=key("attack_shard"),
         snippets_dir=subpath(input.index, parent=True),
+        # the results folder the methods it depends on and the tables it reads are in
+        results=lambda wc: OUT,
     script:
         "../scripts/attack_shard.py"
+
+
+# The methods only comparison tables run (`paper` target): the same job, its records
+# under results/paper/ (sva/pipeline/layout.py), so the main run's folder stays its own.
+use rule attack_shard as paper_shard with:
+    output:
+        f"{PAPER_OUT}/attacks/{{mode}}/{{dataset}}/{{victim}}/{{method,{PAPER_METHOD_RE}}}/shard{{shard}}.json",
 
 
 rule attack_table:
@@ -79,7 +88,36 @@ rule ablation_table:
         ),
     output:
         table=report(
-            f"{OUT}/{{ablation}}.csv",
+            f"{PAPER_OUT}/{{ablation,{PAPER_TABLE_RE}}}.csv",
+            caption="../report/ablation_table.rst",
+            category="Tables",
+        ),
+        figure=report(
+            f"{PAPER_OUT}/figures/{{ablation}}.png",
+            caption="../report/ablation_table.rst",
+            category="Figures",
+        ),
+        rewards=report(
+            f"{PAPER_OUT}/figures/{{ablation}}_rewards.png",
+            caption="../report/reward_curves.rst",
+            category="Figures",
+        ),
+    log:
+        f"{LOGS}/ablation_table/{{ablation}}.log",
+    conda:
+        "../envs/sva.yaml"
+    params:
+        key=key("ablation_table"),
+    script:
+        "../scripts/ablation_table.py"
+
+
+# A comparison table the main run's methods read (Table 2 at paper scale, where SVAL is
+# a Table 3 method): the same job, at the top of the results folder (sva/pipeline/layout.py).
+use rule ablation_table as main_ablation_table with:
+    output:
+        table=report(
+            f"{OUT}/{{ablation,{MAIN_TABLE_RE}}}.csv",
             caption="../report/ablation_table.rst",
             category="Tables",
         ),
@@ -93,11 +131,3 @@ rule ablation_table:
             caption="../report/reward_curves.rst",
             category="Figures",
         ),
-    log:
-        f"{LOGS}/ablation_table/{{ablation}}.log",
-    conda:
-        "../envs/sva.yaml"
-    params:
-        key=key("ablation_table"),
-    script:
-        "../scripts/ablation_table.py"

@@ -22,7 +22,7 @@ rule reproduction:
         + paper_tables(),
     output:
         report(
-            "results/reproduction.md",
+            f"results/{layout.PAPER}/reproduction.md",
             caption="../report/reproduction.rst",
             category="Reports",
         ),

@@ -18,4 +18,5 @@ with log_to_file(snakemake.log[0]):
         snakemake.input.ckpt,
         snakemake.output[0],
         threads=snakemake.threads,
+        results=snakemake.params.results,
     )

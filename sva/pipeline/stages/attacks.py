@@ -25,9 +25,13 @@ log = logging.getLogger(__name__)
 def attack_shard(
     cfg: Config, dataset: str, victim: str, method: str, mode: str, shard: int, attack_set_csv: Path,
     snippets_dir: Path, features_path: Path, ckpt_path: Path, out_json: Path, root: Path = Path("."),
-    threads: int = 1,
+    threads: int = 1, results: Path | None = None,
 ) -> list[dict]:
     """Attack one shard of the attack set; one MLflow run per attacked video.
+
+    ``results``: the results folder the records of the methods this one depends on and
+    the tables it reads are found in (:mod:`sva.pipeline.layout`; default: the one of a
+    main-run ``out_json``).
 
     Claims a free GPU first when CUDA is present (see :mod:`sva.pipeline.gpu`). Per-video
     records are kept under ``<shard folder>/videos/`` as they finish, so a killed job
@@ -63,7 +67,7 @@ def attack_shard(
                  shard, cfg.attacks.shards, ckpt_path, victim_sha[:16], device)
         out_dir = Path(out_json).parent  # shared by every shard: re-sharding reuses finished videos
         records = run_shard(cfg, dataset, victim, method, mode, shard, aset, store, feats, model, device,
-                            out_dir, victim_sha, on_record=log_run)
+                            out_dir, victim_sha, on_record=log_run, results=results)
         atomic.write_json(out_json, records)
         return records
     finally:
