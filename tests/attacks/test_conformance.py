@@ -55,6 +55,8 @@ def _config(method: str, variant: str = "default", budgets: dict | None = None):
     if method == "sva":  # small episodes so several run within the toy budget
         data["attacks"]["sva"].update(epochs=3, episodes=2, untargeted={"episode_queries": 300},
                                       targeted={"episode_queries": 300})
+    if method == "sval":  # the schema's S: the tiny config chooses it from a grid the toy has not got
+        data["attacks"]["sval"].update(untargeted={"sparsity": 0.5}, targeted={"sparsity": 0.2})
     data["attacks"][method].update(VARIANTS[variant])
     return validate_config(data, "conformance config")
 

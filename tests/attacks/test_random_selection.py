@@ -69,18 +69,23 @@ def test_without_svas_frame_count_it_refuses():
         attack(Oracle(model, 100), AttackTask(x, label))
 
 
-def test_the_pipeline_reads_svas_record_beside_its_own(tmp_path):
+def test_the_pipeline_reads_svas_record_where_the_layout_keeps_it(tmp_path, repo):
+    """random reads SVA's record of the same video: SVA is a main-run method of
+    params.yaml, so its records are under results/attacks/, while random's own go under
+    results/paper/attacks/ (sva/pipeline/layout.py)."""
     from sva.pipeline.attack_job import dependency_hints
+    from sva.pipeline.config import load_config
     from sva.utils.errors import UserError
 
-    own = tmp_path / "untargeted/ds/c3d/random"
-    (tmp_path / "untargeted/ds/c3d/sva/videos").mkdir(parents=True)
-    with pytest.raises(UserError, match=r"sva/videos/v1\.json: random needs sva's record of video v1"):
-        dependency_hints("random", own, "v1")
-    (tmp_path / "untargeted/ds/c3d/sva/videos/v1.json").write_text(
-        json.dumps({"success": True, "selected_frames": [2, 9]}))
-    assert dependency_hints("random", own, "v1") == {"frames": 2}
-    assert dependency_hints("sva", tmp_path / "untargeted/ds/c3d/sva", "v1") == {}
+    cfg = load_config(repo / "params.yaml")
+    sva = tmp_path / "attacks/untargeted/ds/c3d/sva/videos"
+    sva.mkdir(parents=True)
+    with pytest.raises(UserError, match=r"attacks/untargeted/ds/c3d/sva/videos/v1\.json: random needs sva's record "
+                                        r"of video v1"):
+        dependency_hints(cfg, "random", "untargeted", "ds", "c3d", tmp_path, "v1")
+    (sva / "v1.json").write_text(json.dumps({"success": True, "selected_frames": [2, 9]}))
+    assert dependency_hints(cfg, "random", "untargeted", "ds", "c3d", tmp_path, "v1") == {"frames": 2}
+    assert dependency_hints(cfg, "sva", "untargeted", "ds", "c3d", tmp_path, "v1") == {}
 
 
 def test_config_requires_sva_beside_random(repo):
