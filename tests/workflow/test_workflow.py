@@ -183,19 +183,20 @@ def test_attack_records_and_tables(project):
     assert (folder / "results/figures/table3.png").is_file()
     # success against queries, read off the records' trajectories (sva/evaluation/trajectory.py)
     curves = pd.read_csv(folder / "results/table3_curves.csv")
-    assert set(curves["method"]) == set(table["method"]) and (curves["budget"].max() == 1500)
+    budget = TINY["attacks"]["untargeted"]["budget"]
+    assert set(curves["method"]) == set(table["method"]) and (curves["budget"].max() == budget)
     for (_, victim, method), g in curves.groupby(["dataset", "victim", "method"]):
-        fr_full = g[g["budget"] == 1500]["FR (%)"].iloc[0]
+        fr_full = g[g["budget"] == budget]["FR (%)"].iloc[0]
         row = table[(table["victim"] == victim) & (table["method"] == method)].iloc[0]
         assert g["FR (%)"].is_monotonic_increasing and fr_full >= row["FR (%)"] - 1e-9
     assert (folder / "results/figures/table3_curves.png").is_file()
     assert "Success against queries" in (folder / "docs/results.md").read_text()
     shards = sorted((folder / "results/attacks/untargeted/tiny/c3d/sva").glob("shard*.json"))
-    assert len(shards) == 2
+    assert len(shards) == TINY["attacks"]["shards"]
     records = [r for s in shards for r in json.loads(s.read_text())]
     assert sorted(r["video_id"] for r in records) == sorted(aset["video_id"])
     for r in records:
-        assert r["queries"] <= r["budget"] == 1500
+        assert r["queries"] <= r["budget"] == budget
         assert r["queries"] == sum(r["queries_by_phase"].values())
         assert 0 < r["peak_rss_mib"] < 2048  # one attack job stays under the 2 GiB target
         video = folder / f"results/attacks/untargeted/tiny/c3d/sva/videos/{r['video_id']}.npz"
@@ -367,7 +368,7 @@ def test_changing_the_shard_count_changes_no_table(project, tmp_path):
     folder, _ = project
     copy = _copy_run(folder, tmp_path / "p")
     before = (copy / "results/table3.csv").read_bytes()
-    (copy / "override.yaml").write_text("attacks:\n  shards: 1\n")
+    (copy / "override.yaml").write_text(f"attacks:\n  shards: {TINY['attacks']['shards'] + 1}\n")
     snakemake(copy, "results/table3.csv", "--configfile", "override.yaml")
     assert (copy / "results/table3.csv").read_bytes() == before
     table = pd.read_csv(copy / "results/table3.csv")
@@ -441,7 +442,7 @@ def test_tracking_outage_never_blocks_the_attacks(project, tmp_path):
     shutil.rmtree(copy / "mlruns", ignore_errors=True)
     env = {**venv_env(), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
     # the shards of the emptied folder run (the others' would only repeat the same warning)
-    forced = [f"results/attacks/untargeted/tiny/lrcn/dense/shard{i}.json" for i in range(2)]
+    forced = [f"results/attacks/untargeted/tiny/lrcn/dense/shard{i}.json" for i in range(TINY["attacks"]["shards"])]
     proc = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "--forcerun", *forced,
                            "--", "results/table3.csv"], cwd=copy, env=env, capture_output=True,
                           text=True, timeout=600)
