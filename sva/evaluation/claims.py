@@ -79,6 +79,24 @@ def _fr_order(a: pd.Series, b: pd.Series) -> str:
     return "equal"
 
 
+#: the columns two arms must share to be indistinguishable (:func:`_identical`)
+_OUTCOME = ("FR (%)", "MAP", "S (%)", "Q")
+
+
+def _identical(a: pd.Series, b: pd.Series) -> bool:
+    """True when two rows report the same outcome (FR, MAP, S and Q; missing equals
+    missing): e.g. variants that change only the agent's reward weights, when the few
+    updates of a short run leave the masks it samples unchanged (they draw the base
+    method's random numbers). Such arms cannot tell their settings apart."""
+    for col in _OUTCOME:
+        if col not in a.index or col not in b.index:
+            continue
+        x, y = a[col], b[col]
+        if not ((pd.isna(x) and pd.isna(y)) or (not pd.isna(x) and not pd.isna(y) and abs(x - y) <= 1e-9)):
+            return False
+    return True
+
+
 def _groups(table: pd.DataFrame):
     for (dataset, victim), g in table.groupby(["dataset", "victim"], sort=True):
         yield f"{dataset}/{victim}", g.set_index("method", drop=False)
@@ -209,13 +227,17 @@ def reward_ablation(table: pd.DataFrame, rows: list[str]) -> list[Verdict]:
             continue
         d_attack = g.loc[r_attack, "FR (%)"] - g.loc[no_rl, "FR (%)"]
         d_intrinsic = g.loc[full, "FR (%)"] - g.loc[r_attack, "FR (%)"]
+        evidence = [(f"FR change from R_attack: {d_attack:+.0f} points; from R_rep + R_div on top: "
+                     f"{d_intrinsic:+.0f} points")]
         if d_attack == 0 and d_intrinsic == 0:  # every arm at the same FR (e.g. all 0 or 100 %)
             status = NOT_MEASURABLE
+        elif _identical(g.loc[r_attack], g.loc[full]):  # the reward terms changed no result
+            status = NOT_MEASURABLE
+            evidence.append(f"{_label(g.loc[r_attack])} and {_label(g.loc[full])} gave identical results")
         else:
             status = SUPPORTED if abs(d_intrinsic) <= abs(d_attack) else NOT_SUPPORTED
         out.append(Verdict("R_rep and R_div contribute less than R_attack", "§4.5.1, Table 5", where, status,
-                           [(f"FR change from R_attack: {d_attack:+.0f} points; from R_rep + R_div on top: "
-                             f"{d_intrinsic:+.0f} points")]))
+                           evidence))
     return out
 
 
@@ -247,15 +269,21 @@ def chosen_setting(table: pd.DataFrame, chosen: str, claim: str, source: str = "
     """Fig. 3: the paper's value of a swept setting (row method ``chosen``) does at least
     as well as every other value of the sweep: per other row, as :func:`_pairwise`
     (FR higher, or equal FR and MAP no higher); ``not supported`` when another value
-    does better."""
+    does better; ``not measurable`` when another value gave identical results
+    (:func:`_identical`: the sweep changed nothing, so it cannot rank the values)."""
     out = []
     for where, g in _groups(table):
         if chosen not in g.index or len(g) < 2:
             continue
         me = g.loc[chosen]
         statuses = []
+        same = []
         for method, other in g.iterrows():
             if method == chosen:
+                continue
+            if _identical(me, other):
+                statuses.append(NOT_MEASURABLE)
+                same.append(_label(other))
                 continue
             order = _fr_order(me, other)
             if order == "equal":
@@ -266,6 +294,8 @@ def chosen_setting(table: pd.DataFrame, chosen: str, claim: str, source: str = "
             else:
                 statuses.append({"higher": SUPPORTED, "overlap-higher": NOT_SIGNIFICANT}.get(order, NOT_SUPPORTED))
         evidence = [f"{_label(r)} {_fr(r)}, {_map(r)}" for _, r in g.iterrows()]
+        if same:
+            evidence.append(f"{', '.join(same)} gave results identical to {_label(me)}")
         out.append(Verdict(claim, source, where, _combine(statuses), evidence))
     return out
 

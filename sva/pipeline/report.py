@@ -356,7 +356,9 @@ def reproduction_report(results: str | Path = "results", root: str | Path = ".",
                "rate the 95 % Wilson intervals do not overlap; **not significant** — the point estimates go the "
                "paper's way but the intervals overlap (too few videos to tell); **not supported** — the "
                "comparison goes the other way; **not measurable** — a row has no successful video, so its MAP "
-               "does not exist. MAP, S and Q are means over each row's successful videos: read them with FR. "
+               "does not exist, or the arms being compared gave identical results (same FR, MAP, S and Q: e.g. "
+               "reward weights that changed none of the masks a short run's agent sampled), so they cannot be "
+               "told apart. MAP, S and Q are means over each row's successful videos: read them with FR. "
                "The thresholds are in `sva/evaluation/claims.py`; nothing is tuned to a result."), ""]
     lines += failure_reasons(results, cfg)
     lines += ["## Where the claims come from: our tables beside the paper's", ""]

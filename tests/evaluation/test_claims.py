@@ -78,6 +78,13 @@ def test_reward_ablation():
     assert claims.reward_ablation(t, rows[:2]) == []
     flat = _table(*(_row(m, 0, 20) for m in rows))  # nothing fools the victim: no term shows
     assert {v.status for v in claims.reward_ablation(flat, rows)} == {"not measurable"}
+    # R_attack only and full SVA with the same results (the agent's masks did not change):
+    # the reward terms cannot be told apart, whatever no RL did
+    same = _table(_row("dense", 5, 6, 5.2, 0.0, 2961), _row("sva_a", 3, 6, 2.61, 52.1, 25187),
+                  _row("sva_ar", 3, 6, 2.61, 52.1, 25187), _row("sva", 3, 6, 2.61, 52.1, 25187))
+    got = {v.claim: v for v in claims.reward_ablation(same, rows)}
+    small = got["R_rep and R_div contribute less than R_attack"]
+    assert small.status == "not measurable" and "gave identical results" in small.evidence[-1]
 
 
 @pytest.mark.parametrize("fr, maps, status", [
@@ -101,6 +108,15 @@ def test_the_chosen_setting_against_its_sweep():
     assert claims.chosen_setting(t3, "sva", "x")[0].status == "not supported"  # γ2 = 5 fools more
     t2 = _table(_row("g1", 10, 20, 2.5), _row("sva", 10, 20, 2.4), _row("g5", 10, 20, 2.6))
     assert claims.chosen_setting(t2, "sva", "x")[0].status == "supported"  # equal FR, lowest MAP
+    # a sweep whose values all gave the same results ranks nothing
+    t4 = _table(_row("g1", 3, 6, 2.61, 52.1, 25187, row="γ2 = 1"), _row("sva", 3, 6, 2.61, 52.1, 25187, row="γ2 = 3"),
+                _row("g5", 3, 6, 2.61, 52.1, 25187, row="γ2 = 5"))
+    (v,) = claims.chosen_setting(t4, "sva", "x")
+    assert v.status == "not measurable" and v.evidence[-1] == "γ2 = 1, γ2 = 5 gave results identical to γ2 = 3"
+    t4.loc[2, "Q"] = 25000  # one query apart: no longer identical
+    assert claims.chosen_setting(t4, "sva", "x")[0].status == "not measurable"  # γ2 = 1 still is
+    t4.loc[0, "Q"] = 25000
+    assert claims.chosen_setting(t4, "sva", "x")[0].status == "supported"  # equal FR and MAP
 
 
 def test_sva_opt_against_h_opt():
