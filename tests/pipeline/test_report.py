@@ -74,3 +74,26 @@ def test_failure_reasons_read_the_current_shards_of_configured_methods(tmp_path,
                      "closest adversarial videos lay at 2.0 × ε (median L∞ over ε); 1 of 1 were still closing in "
                      "over the last half of their queries (L∞ down by more than 1 %)."]
     assert failure_reasons(tmp_path / "nothing", cfg) == []
+
+
+def test_table_times_survive_a_dvc_commit(tmp_path):
+    """`dvc commit` rewrites a committed table and its mtime; the span to Table 3 is then
+    read from its job's log, which DVC never touches."""
+    import os
+
+    from sva.pipeline.report import timings
+
+    results = tmp_path / "results"
+    bench = results / "benchmarks/attack_table"
+    bench.mkdir(parents=True)
+    (bench / "table3.tsv").write_text("s\tmax_rss\n10.0\t100\n")
+    t0 = (bench / "table3.tsv").stat().st_mtime - 10.0
+    (results / "table3.csv").write_text("x\n")
+    log = tmp_path / "logs/attack_table/table3.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("done\n")
+    os.utime(log, (t0 + 10.0, t0 + 10.0))
+    os.utime(results / "table3.csv", (t0 + 500.0, t0 + 500.0))  # what a later `dvc commit` does
+    assert "`results/table3.csv` written **10 s** after the first job started." in timings(results)
+    log.unlink()  # without the log, the table's own time
+    assert "`results/table3.csv` written **500 s** after the first job started." in timings(results)
