@@ -26,7 +26,8 @@ timeout "${BENCH_SECONDS:-300}" python3 benchmarks/attack_throughput.py --config
   --victim c3d --budget "${BUDGET:-1000}" --blocks 3 --block-seconds 1.5 --in-flight 1 --in-flight 8 "$@" \
   2>&1 | tee "$OUT/throughput.log"
 # SVA, dense, Opt- and Heuristic-attack with one lane (every video in flight in one round), for the
-# effect of sva.blackbox.rounds' two lanes measured on the same warm machine
+# effect of sva.blackbox.rounds' two lanes measured on the same warm machine (LANES_SECONDS=0 skips it)
+[ "${LANES_SECONDS:-150}" = 0 ] && exit 0
 timeout "${LANES_SECONDS:-150}" python3 benchmarks/attack_throughput.py --config params.yaml --config config/paper.yaml \
   --victim c3d --method sva --method dense --method opt --method heuristic --budget "${BUDGET:-1000}" --blocks 3 --block-seconds 2 \
   --in-flight 8 --lanes 1 "$@" 2>&1 | tee "$OUT/throughput_one_lane.log"
