@@ -334,6 +334,39 @@ def failure_reasons(results: Path, cfg) -> list[str]:
             "", *lines, ""]
 
 
+def variant_frames(results: Path, cfg) -> list[str]:
+    """The "Which frames SVA's variants sampled" section: for each variant of SVA in
+    this run's comparison tables, how many of its episodes sampled SVA's own frames and
+    how many agent updates shaped them (:func:`sva.evaluation.agreement.frame_agreement`),
+    from the records of the current shards."""
+    from sva.evaluation.agreement import frame_agreement
+
+    a = cfg.attacks
+    variants = sorted({m for t in cfg.tables.values() for m in t.rows.values()
+                       if m != "sva" and m in a.variants and a.base_method(m) == "sva"})
+    lines = []
+    for method in variants:
+        for d in (p for p in layout.method_dirs(results) if p.name == method):
+            mode, dataset, victim = d.parts[-4:-1]
+            base_dir = layout.method_dir(cfg, results, mode, dataset, victim, "sva")
+
+            def records(folder: Path) -> list[dict]:
+                return _shard_records(p for p in (folder / f"shard{i}.json" for i in range(a.shards)) if p.is_file())
+
+            if (found := frame_agreement(records(base_dir), records(d))) is not None:
+                lines.append(f"- {found.sentence()}")
+    if not lines:
+        return []
+    return ["## Which frames SVA's variants sampled (measured)", "",
+            ("A variant of SVA draws SVA's random numbers, so its first epoch samples SVA's masks, and only the "
+             "agent's updates can make its later masks differ. With E epochs, E − 1 updates come before the last "
+             "sampling. The first is a sign step: Adam moves each weight by its learning rate in the direction of "
+             "its gradient, so reward weights that keep the gradient's signs give the same agent (`docs/attacks.md`, "
+             "\"How many agent updates\"). Where a variant sampled SVA's frames in every episode, its results "
+             "cannot differ from SVA's, and the claims that compare them are not measurable on this run."),
+            "", *lines, ""]
+
+
 def reproduction_report(results: str | Path = "results", root: str | Path = ".", config: dict | None = None,
                         out: str | Path = "results/paper/reproduction.md") -> str:
     """``results/paper/reproduction.md``: every claim of the paper our tables can check, with
@@ -367,6 +400,7 @@ def reproduction_report(results: str | Path = "results", root: str | Path = ".",
                "told apart. MAP, S and Q are means over each row's successful videos: read them with FR. "
                "The thresholds are in `sva/evaluation/claims.py`; nothing is tuned to a result."), ""]
     lines += failure_reasons(results, cfg)
+    lines += variant_frames(results, cfg)
     lines += ["## Where the claims come from: our tables beside the paper's", ""]
     for name, title in (("table3", "Table 3 — untargeted"), ("table4", "Table 4 — targeted")):
         lines += [f"### {title} (`{_shown(name, cfg)}`)", "", _table(results, name, cfg), ""]

@@ -187,3 +187,35 @@ def test_state_dict_roundtrip():
 def test_default_learning_rate_is_the_papers():
     algo = Reinforce(FrameAgent(seed=0))
     assert algo.optimizer.param_groups[0]["lr"] == 1e-5
+
+
+def test_the_first_update_is_a_sign_step_blind_to_the_rewards_scale_and_offset():
+    """Why reward-weight arms of a 2-epoch run coincide (docs/attacks.md, "How many
+    agent updates"): the first update's baseline is its own mean reward and Adam's first
+    step is ``lr * g / (|g| + eps)``, i.e. ``lr * sign(g)`` wherever ``|g| >> eps``.
+    Rewards ``c * R + d`` (c > 0) therefore give the agent that ``R`` gives, although the
+    step itself moves the policy a lot; a second update does not share this blindness."""
+    masks = [torch.tensor(m, dtype=torch.bool) for m in
+             ([1, 0, 1, 0, 0, 1, 0, 0], [0, 1, 1, 0, 1, 0, 0, 1], [1, 1, 0, 0, 0, 0, 1, 0])]
+    rewards = [0.7, -1.0, 0.2]
+    lr = 1e-3
+
+    def train(*epochs: list[float]) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        agent = FrameAgent(seed=3)
+        p0, before = agent(feats()).detach(), [q.detach().clone() for q in agent.parameters()]
+        algo = Reinforce(agent, lr=lr)
+        for r in epochs:
+            algo.update(feats(), list(zip(masks, r, strict=True)))
+        return p0, agent(feats()).detach(), before, [q.detach().clone() for q in agent.parameters()]
+
+    p0, p1, before, after = train(rewards)
+    assert float((p1 - p0).abs().max()) > 0.05  # one step at lr 1e-3 moves p visibly
+    for scale, offset in ((5.0, 0.0), (0.2, 3.0), (1.7, -2.5)):
+        q1 = train([scale * r + offset for r in rewards])[1]
+        assert float((q1 - p1).abs().max()) < 1e-4
+    # most weights moved by lr, whatever their gradient's size
+    steps = torch.cat([(a - b).flatten() for a, b in zip(after, before, strict=True)]).abs() / lr
+    assert float(steps.median()) == pytest.approx(1.0, abs=0.01)
+    # a second update with another mix of the same kind of rewards gives another agent
+    a2, b2 = train(rewards, rewards)[1], train(rewards, [0.7, 0.9, -0.4])[1]
+    assert float((a2 - b2).abs().max()) > 0.05

@@ -97,3 +97,33 @@ def test_table_times_survive_a_dvc_commit(tmp_path):
     assert "`results/table3.csv` written **10 s** after the first job started." in timings(results)
     log.unlink()  # without the log, the table's own time
     assert "`results/table3.csv` written **500 s** after the first job started." in timings(results)
+
+
+def test_variant_frames_compares_each_variant_of_sva_in_the_tables_with_svas_records(tmp_path, repo):
+    from sva.pipeline import layout
+    from sva.pipeline.config import load_config
+    from sva.pipeline.report import variant_frames
+
+    cfg = load_config(repo / "params.yaml")
+
+    def rec(method, video, masks):
+        return {"mode": "untargeted", "dataset": "synthetic", "victim": "c3d", "method": method, "video_id": video,
+                "episodes": [{"frames": m} for m in masks], "epochs": [{}, {}]}
+
+    masks = [[0, 1], [2, 3]]
+    for method, records in {"sva": [rec("sva", "v1", masks), rec("sva", "v2", masks)],
+                            "sva_gamma2_1": [rec("sva_gamma2_1", "v1", masks), rec("sva_gamma2_1", "v2", masks)],
+                            "sva_eps_003": [rec("sva_eps_003", "v1", [[0, 1], [4]])],
+                            "opt": [rec("opt", "v1", masks)]}.items():
+        d = layout.method_dir(cfg, tmp_path, "untargeted", "synthetic", "c3d", method)
+        d.mkdir(parents=True)
+        (d / "shard0.json").write_text(json.dumps(records))
+    lines = variant_frames(tmp_path, cfg)
+    assert lines[0] == "## Which frames SVA's variants sampled (measured)"
+    items = [x for x in lines if x.startswith("- ")]
+    assert items == [
+        "- untargeted, synthetic/c3d: `sva_eps_003` sampled `sva`'s frames in 1 of 2 episodes, and in every episode "
+        "of 0 of 1 videos; the masks it sampled were shaped by 1 agent update per video (median).",
+        "- untargeted, synthetic/c3d: `sva_gamma2_1` sampled `sva`'s frames in 4 of 4 episodes, and in every "
+        "episode of 2 of 2 videos; the masks it sampled were shaped by 1 agent update per video (median)."]
+    assert variant_frames(tmp_path / "nothing", cfg) == []

@@ -105,3 +105,18 @@ def test_the_episode_scope_study_changes_only_the_budget_scope(repo):
     assert main.attacks.budget_scope == "video" and cfg.attacks.budget_scope == "episode"
     assert cfg.attacks.methods == ["sva"] and cfg.attacks.modes == ["untargeted"]
     assert cfg.attacks.sva == main.attacks.sva and cfg.attacks.untargeted == main.attacks.untargeted
+
+
+def test_the_reward_ablation_study_gives_the_agent_more_updates_and_the_budget_they_cost(repo):
+    """Table 5's arms with 6 epochs of the main run's episodes: every arm's schedule is
+    SVA's with more epochs, and the video budget pays for all of them."""
+    main = validate_config(_main(repo), "params.yaml")
+    cfg, _ = apply_study({**_main(repo), "study": "reward_ablation"}, "params.yaml", repo)
+    a = cfg.attacks
+    assert a.methods == ["dense", "sva_r_attack", "sva_r_attack_rep", "sva", "sva_gamma2_1"]
+    assert a.modes == ["untargeted"] and a.sva.epochs == 6 and main.attacks.sva.epochs == 2
+    assert a.sva.model_dump(exclude={"epochs"}) == main.attacks.sva.model_dump(exclude={"epochs"})
+    episode = a.sva.untargeted.episode_queries
+    assert a.untargeted.budget == a.sva.epochs * a.sva.episodes * episode
+    for arm in a.methods[1:]:
+        assert a.method_cfg(arm).epochs == 6, arm

@@ -336,6 +336,10 @@ def test_paper_target_builds_every_experiment_and_the_reproduction_report(projec
     # the measured reasons: a section exactly when a current record failed
     current = [r for p in (folder / "results").glob("**/attacks/*/*/*/*/shard*.json") for r in json.loads(p.read_text())]
     assert ("## Why videos were not fooled (measured)" in report) == any(not r["success"] for r in current)
+    # which frames the variants of SVA sampled against SVA's own, measured from the records
+    sampled = report[report.index("## Which frames SVA's variants sampled (measured)"):]
+    for arm in ("sva_r_attack", "sva_zo_signsgd", "sva_eps_003"):
+        assert f"`{arm}` sampled `sva`'s frames in" in sampled.split("\n## ")[0], arm
     for claim in ("SVA leaves more than half of the frames untouched", "R_attack improves on no RL",
                   "Full SVA improves on no RL", "R_rep and R_div contribute less than R_attack"):
         line = next(x for x in report.splitlines() if claim in x)
