@@ -2,7 +2,9 @@
 (merged in order, like Snakemake's ``--configfile``) and prints the result as YAML;
 ``sva summary RECORD_OR_SHARD.json ...`` prints the table rows built from records;
 ``sva window-coverage --windows windows.csv RECORDS ...`` relates episode success to
-the class window (synthetic data, :mod:`sva.evaluation.analysis`); ``sva schema`` prints the configuration's JSON Schema; ``sva methods`` lists the
+the class window (synthetic data, :mod:`sva.evaluation.analysis`); ``sva frame-agreement
+BASE ARM ...`` says how many episodes of each arm sampled the base method's frames
+(:mod:`sva.evaluation.agreement`); ``sva schema`` prints the configuration's JSON Schema; ``sva methods`` lists the
 registered attack methods with their settings and defaults; ``sva track`` logs to MLflow
 every attack record that is missing there (after an outage), idempotently.
 
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
                            help="episode success by how many frames of the class window the mask hit (synthetic)")
     cover.add_argument("--windows", required=True, help="data/raw/<dataset>/windows.csv")
     cover.add_argument("files", nargs="+")
+    agree = sub.add_parser("frame-agreement",
+                           help="how many episodes of each arm (a variant of the base method) sampled the base's frames")
+    agree.add_argument("base", help="the base method's records or shard file (e.g. .../c3d/sva/shard0.json)")
+    agree.add_argument("arms", nargs="+", help="each arm's records or shard file, one arm per file")
     sub.add_parser("schema", help="print the configuration's JSON Schema (workflow/schemas/config.schema.json)")
     sub.add_parser("methods", help="list the registered attack methods, their oracle mode, modes and settings")
     track = sub.add_parser("track", help="log to MLflow every attack record missing there (idempotent)")
@@ -84,6 +90,14 @@ def _run(args) -> int:
         records = load_records(args.files).to_dict("records")
         print(coverage_summary(episode_coverage(records, load_windows(args.windows)))
               .to_string(index=False))
+        return 0
+    if args.command == "frame-agreement":
+        from sva.evaluation.agreement import frame_agreement
+
+        base = load_records([args.base]).to_dict("records")
+        for path in args.arms:
+            found = frame_agreement(base, load_records([path]).to_dict("records"))
+            print(found.sentence() if found is not None else f"{path}: no video or episode in common with {args.base}")
         return 0
     print(summarize(load_records(args.files)).to_string(index=False))
     return 0

@@ -40,3 +40,20 @@ def test_nothing_to_compare():
     assert frame_agreement([record("sva", "a", [[0]])], [record("sva_x", "b", [[0]])]) is None
     no_episodes = {**record("sva", "a", []), "episodes": []}
     assert frame_agreement([no_episodes], [record("sva_x", "a", [[0]])]) is None
+
+
+def test_cli_prints_one_sentence_per_arm(tmp_path, capsys):
+    import json
+
+    from sva.cli import main
+
+    base, arm, other = tmp_path / "sva.json", tmp_path / "arm.json", tmp_path / "other.json"
+    base.write_text(json.dumps([record("sva", "a", [[0, 1], [2]])]))
+    arm.write_text(json.dumps([record("sva_x", "a", [[0, 1], [3]])]))
+    other.write_text(json.dumps([record("sva_y", "b", [[0]])]))
+    assert main(["frame-agreement", str(base), str(arm), str(other)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("untargeted, synthetic/c3d: `sva_x` sampled `sva`'s frames in 1 of 2 episodes")
+    assert out[1] == f"{other}: no video or episode in common with {base}"
+    assert main(["frame-agreement", str(tmp_path / "missing.json"), str(arm)]) == 2  # a user error, one line
+    assert "missing.json" in capsys.readouterr().err
