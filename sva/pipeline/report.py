@@ -363,7 +363,9 @@ def variant_frames(results: Path, cfg) -> list[str]:
              "sampling. The first is a sign step: Adam moves each weight by its learning rate in the direction of "
              "its gradient, so reward weights that keep the gradient's signs give the same agent (`docs/attacks.md`, "
              "\"How many agent updates\"). Where a variant sampled SVA's frames in every episode, its results "
-             "cannot differ from SVA's, and the claims that compare them are not measurable on this run."),
+             "cannot differ from SVA's, and the claims that compare them are not measurable on this run. The study "
+             "`reward_ablation` (`config/studies/reward_ablation.yaml`) runs Table 5's arms with 6 epochs, so that "
+             "5 updates shape their masks."),
             "", *lines, ""]
 
 
