@@ -67,7 +67,7 @@ def frame_agreement(base: list[dict], arm: list[dict]) -> FrameAgreement | None:
     for b, a in pairs:
         eb, ea = b["episodes"], a["episodes"]
         n = min(len(eb), len(ea))
-        hits = sum(1 for x, y in zip(eb[:n], ea[:n]) if _frames(x) is not None and _frames(x) == _frames(y))
+        hits = sum(1 for x, y in zip(eb[:n], ea[:n]) if (f := _frames(x)) is not None and f == _frames(y))
         episodes += n
         same += hits
         same_videos += hits == n and len(eb) == len(ea)

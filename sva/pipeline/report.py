@@ -155,6 +155,12 @@ def _shard_records(paths) -> list[dict]:
     return [r for p in paths for r in json.loads(Path(p).read_text())]
 
 
+def _current_records(folder: Path, cfg) -> list[dict]:
+    """The records of ``folder``'s current shards (``attacks.shards``; a shard file of an
+    earlier layout is not read)."""
+    return _shard_records(p for p in (folder / f"shard{i}.json" for i in range(cfg.attacks.shards)) if p.is_file())
+
+
 def window_coverage(results: Path, data: Path = Path("data")) -> str:
     """The window-coverage table of every synthetic dataset's current attack records."""
     from sva.evaluation.analysis import coverage_summary, episode_coverage, load_windows
@@ -319,8 +325,7 @@ def failure_reasons(results: Path, cfg) -> list[str]:
     wanted = set(cfg.attacks.methods) | {m for t in cfg.tables.values() for m in t.rows.values()}
     lines = []
     for d in (p for p in layout.method_dirs(results) if p.name in wanted):
-        paths = [d / f"shard{i}.json" for i in range(cfg.attacks.shards)]
-        records = _shard_records(p for p in paths if p.is_file())
+        records = _current_records(d, cfg)
         if records and (summary := failure_summary(records)) is not None:
             lines.append(f"- {summary.sentence()}")
     if not lines:
@@ -342,19 +347,14 @@ def variant_frames(results: Path, cfg) -> list[str]:
     from sva.evaluation.agreement import frame_agreement
 
     a = cfg.attacks
-    variants = sorted({m for t in cfg.tables.values() for m in t.rows.values()
-                       if m != "sva" and m in a.variants and a.base_method(m) == "sva"})
+    variants = {m for t in cfg.tables.values() for m in t.rows.values()
+                if m != "sva" and m in a.variants and a.base_method(m) == "sva"}
     lines = []
-    for method in variants:
-        for d in (p for p in layout.method_dirs(results) if p.name == method):
-            mode, dataset, victim = d.parts[-4:-1]
-            base_dir = layout.method_dir(cfg, results, mode, dataset, victim, "sva")
-
-            def records(folder: Path) -> list[dict]:
-                return _shard_records(p for p in (folder / f"shard{i}.json" for i in range(a.shards)) if p.is_file())
-
-            if (found := frame_agreement(records(base_dir), records(d))) is not None:
-                lines.append(f"- {found.sentence()}")
+    for d in sorted((p for p in layout.method_dirs(results) if p.name in variants), key=lambda p: p.name):
+        mode, dataset, victim = d.parts[-4:-1]
+        base = layout.method_dir(cfg, results, mode, dataset, victim, "sva")
+        if (found := frame_agreement(_current_records(base, cfg), _current_records(d, cfg))) is not None:
+            lines.append(f"- {found.sentence()}")
     if not lines:
         return []
     return ["## Which frames SVA's variants sampled (measured)", "",
